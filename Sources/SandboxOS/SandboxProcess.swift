@@ -1,0 +1,132 @@
+import CExecChild
+import Glibc
+
+/// A pipe's two ends (-1 once closed).
+struct Pipe {
+    var read: Int32
+    var write: Int32
+
+    init() throws {
+        var fds: [Int32] = [-1, -1]
+        guard execd_pipe2_cloexec(&fds) == 0 else { throw SystemError("pipe2") }
+        read = fds[0]
+        write = fds[1]
+    }
+
+    mutating func closeRead() { if read >= 0 { close(read); read = -1 } }
+    mutating func closeWrite() { if write >= 0 { close(write); write = -1 } }
+}
+
+/// The pipes between the daemon and one sandbox, all close-on-exec from birth.
+struct PipeSet {
+    var stdin: Pipe, stdout: Pipe, stderr: Pipe, side: Pipe?, sync: Pipe, report: Pipe
+
+    init(sideChannel: Bool) throws {
+        stdin = try Pipe()
+        stdout = try Pipe()
+        stderr = try Pipe()
+        side = sideChannel ? try Pipe() : nil
+        sync = try Pipe()
+        report = try Pipe()
+    }
+
+    mutating func closeChildEnds() {
+        stdin.closeRead()
+        stdout.closeWrite()
+        stderr.closeWrite()
+        side?.closeWrite()
+        sync.closeRead()
+        report.closeWrite()
+    }
+
+    /// Closes whatever is still open (after a failure, or the ends already handed to a `SandboxProcess`).
+    mutating func closeAll() {
+        for keyPath in [\PipeSet.stdin, \.stdout, \.stderr, \.sync, \.report] as [WritableKeyPath<PipeSet, Pipe>] {
+            self[keyPath: keyPath].closeRead()
+            self[keyPath: keyPath].closeWrite()
+        }
+        side?.closeRead()
+        side?.closeWrite()
+    }
+}
+
+/// How the sandbox's reaper (pid 1) ended, as seen by the daemon.
+public enum ReaperExit: Sendable, Equatable {
+    case exited(Int32)
+    case signaled(Int32)
+}
+
+/// A running sandbox: its reaper's pid and pidfd and the daemon's ends of its pipes (non-blocking). Owned by one
+/// thread (the run's monitor); not safe to share.
+public final class SandboxProcess: @unchecked Sendable {
+    public let pid: pid_t
+    public private(set) var pidfd: Int32
+    public private(set) var stdinFD: Int32
+    public private(set) var stdoutFD: Int32
+    public private(set) var stderrFD: Int32
+    public private(set) var sideFD: Int32
+    public private(set) var reportFD: Int32
+    private(set) var syncFD: Int32
+    private var reaped = false
+
+    init(pid: pid_t, pidfd: Int32, pipes: inout PipeSet) {
+        self.pid = pid
+        self.pidfd = pidfd
+        stdinFD = pipes.stdin.write
+        stdoutFD = pipes.stdout.read
+        stderrFD = pipes.stderr.read
+        sideFD = pipes.side?.read ?? -1
+        reportFD = pipes.report.read
+        syncFD = pipes.sync.write
+        // Ownership moves here; the PipeSet must not close these.
+        pipes.stdin.write = -1
+        pipes.stdout.read = -1
+        pipes.stderr.read = -1
+        pipes.side?.read = -1
+        pipes.report.read = -1
+        pipes.sync.write = -1
+        for fd in [stdinFD, stdoutFD, stderrFD, sideFD, reportFD] where fd >= 0 { _ = execd_set_nonblocking(fd) }
+    }
+
+    deinit { closeAll() }
+
+    /// SIGKILL to the reaper: the kernel then kills every process of the sandbox's pid namespace.
+    public func kill() {
+        guard !reaped, pidfd >= 0 else { return }
+        _ = execd_pidfd_send_signal(pidfd, SIGKILL)
+    }
+
+    /// Waits for the reaper to end and reaps it. When it returns, the whole pid namespace is gone.
+    public func reap() -> ReaperExit? {
+        guard !reaped, pidfd >= 0 else { return nil }
+        var code: Int32 = 0
+        var status: Int32 = 0
+        guard execd_pidfd_wait(pidfd, 0, &code, &status) == 0 else { return nil }
+        reaped = true
+        return code == CLD_EXITED ? .exited(status) : .signaled(status)
+    }
+
+    public func closeStdin() { closeFD(&stdinFD) }
+    public func closeStdout() { closeFD(&stdoutFD) }
+    public func closeStderr() { closeFD(&stderrFD) }
+    public func closeSide() { closeFD(&sideFD) }
+    public func closeReport() { closeFD(&reportFD) }
+    func closeSync() { closeFD(&syncFD) }
+
+    /// Closes every fd; kills and reaps the sandbox first if that has not happened (no zombie is ever left).
+    public func closeAll() {
+        if !reaped && pidfd >= 0 {
+            kill()
+            _ = reap()
+        }
+        for keyPath in [\SandboxProcess.stdinFD, \.stdoutFD, \.stderrFD, \.sideFD, \.reportFD, \.syncFD, \.pidfd]
+            as [ReferenceWritableKeyPath<SandboxProcess, Int32>]
+        {
+            closeFD(&self[keyPath: keyPath])
+        }
+    }
+
+    private func closeFD(_ fd: inout Int32) {
+        if fd >= 0 { close(fd); fd = -1 }
+    }
+}

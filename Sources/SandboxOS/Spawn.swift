@@ -1,0 +1,210 @@
+import CCap
+import CExecChild
+import Glibc
+
+/// A file the child creates inside the sandbox (under /tmp) before the program starts.
+public struct SandboxFile: Sendable, Equatable {
+    public var path: String
+    public var contents: [UInt8]
+    public var mode: UInt32
+
+    public init(path: String, contents: [UInt8], mode: UInt32 = 0o644) {
+        self.path = path
+        self.contents = contents
+        self.mode = mode
+    }
+}
+
+/// One rlimit the child sets before dropping privileges.
+public struct ResourceLimit: Sendable, Equatable {
+    public var resource: Int32
+    public var soft: UInt64
+    public var hard: UInt64
+
+    public init(_ resource: Int32, soft: UInt64, hard: UInt64) {
+        self.resource = resource
+        self.soft = soft
+        self.hard = hard
+    }
+
+    public init(_ resource: __rlimit_resource, _ value: UInt64) {
+        self.init(Int32(resource.rawValue), soft: value, hard: value)
+    }
+}
+
+/// Everything the sandbox child needs to know; see `SandboxSpawner.spawn`.
+public struct SandboxSpec: Sendable {
+    /// An empty host directory; each child mounts its private root tmpfs there, inside its own mount namespace.
+    public var rootDirectory: String
+    public var mounts: [MountEntry]
+    public var files: [SandboxFile]
+    public var tmpfsBytes: UInt64
+    public var tmpfsInodes: Int
+    public var hostname: String = "sandbox"
+    public var executable: String
+    /// argv, including argv[0].
+    public var arguments: [String]
+    /// The whole environment ("KEY=value"); nothing is inherited from the daemon.
+    public var environment: [String]
+    public var workingDirectory: String = "/tmp"
+    public var rlimits: [ResourceLimit]
+    public var seccomp: SeccompProgram
+    /// The unprivileged host uid (and gid) that root inside the sandbox maps to.
+    public var hostID: UInt32
+    /// Whether the program gets a side channel as fd 3.
+    public var sideChannel: Bool
+
+    public init(
+        rootDirectory: String, mounts: [MountEntry], files: [SandboxFile], tmpfsBytes: UInt64, tmpfsInodes: Int,
+        executable: String, arguments: [String], environment: [String], rlimits: [ResourceLimit],
+        seccomp: SeccompProgram, hostID: UInt32, sideChannel: Bool = false
+    ) {
+        self.rootDirectory = rootDirectory
+        self.mounts = mounts
+        self.files = files
+        self.tmpfsBytes = tmpfsBytes
+        self.tmpfsInodes = tmpfsInodes
+        self.executable = executable
+        self.arguments = arguments
+        self.environment = environment
+        self.rlimits = rlimits
+        self.seccomp = seccomp
+        self.hostID = hostID
+        self.sideChannel = sideChannel
+    }
+}
+
+/// Creates sandboxes: clone3 into fresh user/pid/mount/net/ipc/uts/cgroup namespaces, id maps written by the
+/// parent, then the C child builds the root, drops every privilege and runs the program as pid 2 under a reaper.
+public enum SandboxSpawner {
+    /// Spawns a sandbox. `cgroupFD` (cgroup v2) places the child in its cgroup atomically with clone3;
+    /// `beforeRelease` runs after the id maps are written and before the child may proceed (cgroup v1: add the pid
+    /// to the run's cgroups here, so the child never runs unconstrained). Call from a long-lived thread: the
+    /// child's parent-death signal fires when the spawning *thread* exits.
+    public static func spawn(
+        _ spec: SandboxSpec, cgroupFD: Int32? = nil, beforeRelease: (pid_t) throws -> Void = { _ in }
+    ) throws -> SandboxProcess {
+        var pipes = try PipeSet(sideChannel: spec.sideChannel)
+        defer { pipes.closeAll() }
+        let arena = CArena()
+        defer { arena.free() }
+        guard let caps = cap_init() else { throw SystemError("cap_init") }
+        defer { cap_free(UnsafeMutableRawPointer(caps)) }
+
+        var pidfd: Int32 = -1
+        let pid: pid_t = spec.seccomp.bytes.withUnsafeBytes { filter in
+            var config = makeConfig(spec, pipes: pipes, arena: arena, caps: caps, cgroupFD: cgroupFD)
+            config.seccomp_filter = filter.baseAddress
+            return execd_spawn(&config, &pidfd)
+        }
+        guard pid > 0 else { throw SystemError("clone3") }
+        pipes.closeChildEnds()
+        let process = SandboxProcess(pid: pid, pidfd: pidfd, pipes: &pipes)
+        do {
+            // Root inside maps to one unprivileged host id. setgroups stays "allow" (we are privileged), so the
+            // child can drop the supplementary groups it inherited from the daemon.
+            try writeControlFile("/proc/\(pid)/uid_map", "0 \(spec.hostID) 1\n")
+            try writeControlFile("/proc/\(pid)/gid_map", "0 \(spec.hostID) 1\n")
+            try beforeRelease(pid)
+            guard writeAll(process.syncFD, [1]) else { throw SystemError("write(sync pipe)") }
+            process.closeSync()
+        } catch {
+            process.kill()
+            _ = process.reap()
+            process.closeAll()
+            throw error
+        }
+        return process
+    }
+
+    private static func makeConfig(
+        _ spec: SandboxSpec, pipes: PipeSet, arena: CArena, caps: cap_t, cgroupFD: Int32?
+    ) -> execd_child_config {
+        var config = execd_child_config()
+        config.root_dir = arena.string(spec.rootDirectory)
+        config.root_tmpfs_data = arena.string("size=1m,nr_inodes=256,mode=0755")
+        config.tmp_tmpfs_data = arena.string("size=\(spec.tmpfsBytes),nr_inodes=\(spec.tmpfsInodes),mode=1777")
+        let mounts = arena.array(of: execd_mount.self, count: spec.mounts.count)
+        for (i, entry) in spec.mounts.enumerated() {
+            mounts[i] = switch entry {
+            case .bindReadOnly(let source, let target):
+                execd_mount(kind: Int32(EXECD_MOUNT_BIND_RO.rawValue), source: arena.string(source), target: arena.string(target))
+            case .device(let source, let target):
+                execd_mount(kind: Int32(EXECD_MOUNT_DEVICE.rawValue), source: arena.string(source), target: arena.string(target))
+            case .symlink(let target, let text):
+                execd_mount(kind: Int32(EXECD_MOUNT_SYMLINK.rawValue), source: arena.string(text), target: arena.string(target))
+            case .directory(let target):
+                execd_mount(kind: Int32(EXECD_MOUNT_DIR.rawValue), source: nil, target: arena.string(target))
+            }
+        }
+        config.mounts = UnsafePointer(mounts)
+        config.mount_count = Int32(spec.mounts.count)
+        let files = arena.array(of: execd_file.self, count: spec.files.count)
+        for (i, file) in spec.files.enumerated() {
+            files[i] = execd_file(path: arena.string(file.path), data: arena.bytes(file.contents),
+                                  length: UInt64(file.contents.count), mode: file.mode)
+        }
+        config.files = UnsafePointer(files)
+        config.file_count = Int32(spec.files.count)
+        config.hostname = arena.string(spec.hostname)
+        config.exec_path = arena.string(spec.executable)
+        config.argv = arena.stringArray(spec.arguments)
+        config.envp = arena.stringArray(spec.environment)
+        config.cwd = arena.string(spec.workingDirectory)
+        precondition(spec.rlimits.count <= Int(EXECD_MAX_RLIMITS), "too many rlimits")
+        withUnsafeMutableBytes(of: &config.rlimits) { raw in
+            let limits = raw.bindMemory(to: execd_rlimit.self)
+            for (i, limit) in spec.rlimits.enumerated() {
+                limits[i] = execd_rlimit(resource: limit.resource, soft: limit.soft, hard: limit.hard)
+            }
+        }
+        config.rlimit_count = Int32(spec.rlimits.count)
+        config.seccomp_filter_length = UInt16(spec.seccomp.instructionCount)
+        config.empty_caps = UnsafeMutableRawPointer(caps)
+        config.last_cap = Int32(cap_max_bits()) - 1
+        config.stdin_fd = pipes.stdin.read
+        config.stdout_fd = pipes.stdout.write
+        config.stderr_fd = pipes.stderr.write
+        config.side_fd = pipes.side?.write ?? -1
+        config.sync_fd = pipes.sync.read
+        config.report_fd = pipes.report.write
+        config.cgroup_fd = cgroupFD ?? -1
+        return config
+    }
+}
+
+/// Parent-side memory for the child's config; freed once clone3 has returned (the child has its own copy).
+private final class CArena {
+    private var allocations: [UnsafeMutableRawPointer] = []
+
+    func string(_ s: String) -> UnsafePointer<CChar> {
+        let p = strdup(s)!
+        allocations.append(UnsafeMutableRawPointer(p))
+        return UnsafePointer(p)
+    }
+
+    func stringArray(_ strings: [String]) -> UnsafePointer<UnsafeMutablePointer<CChar>?> {
+        let array = self.array(of: UnsafeMutablePointer<CChar>?.self, count: strings.count + 1)
+        for (i, s) in strings.enumerated() { array[i] = UnsafeMutablePointer(mutating: string(s)) }
+        array[strings.count] = nil
+        return UnsafePointer(array)
+    }
+
+    func bytes(_ bytes: [UInt8]) -> UnsafeRawPointer {
+        let p = malloc(max(bytes.count, 1))!
+        bytes.withUnsafeBytes { if let base = $0.baseAddress { p.copyMemory(from: base, byteCount: $0.count) } }
+        allocations.append(p)
+        return UnsafeRawPointer(p)
+    }
+
+    func array<T>(of type: T.Type, count: Int) -> UnsafeMutablePointer<T> {
+        let raw = malloc(max(count, 1) * MemoryLayout<T>.stride)!  // malloc's alignment suits every C type here
+        allocations.append(raw)
+        return raw.bindMemory(to: T.self, capacity: max(count, 1))
+    }
+
+    func free() {
+        for p in allocations { Glibc.free(p) }
+        allocations.removeAll()
+    }
+}
