@@ -1,0 +1,228 @@
+import ExecProtocol
+import Foundation
+import Glibc
+import NIOPosix
+import SandboxOS
+import Synchronization
+
+/// Settings of the run engine (a part of `ExecdConfig`).
+public struct EngineConfig: Sendable {
+    /// An empty directory each sandbox mounts its private root on (inside its own mount namespace).
+    public var rootDirectory = "/run/execd/root"
+    public var mounts: [MountEntry] = MountPlan.host()
+    public var python = LanguageProfile.python
+    public var javascript = LanguageProfile.javascript
+    public var hostIDBase: UInt32 = 900_000
+    public var maxConcurrentRuns = max(2, System.coreCount)
+    public var maxQueuedRuns = 256
+    public var defaults = RunLimits.defaults
+    public var maxima = RunLimits.maxima
+    public var tmpfsInodes = 4096
+
+    public init() {}
+}
+
+/// An infrastructure failure (ours, not the program's).
+public struct ExecdError: Error, CustomStringConvertible, Sendable {
+    public enum Code: Sendable { case badRequest, busy, internalError, cancelled, shuttingDown }
+    public let code: Code
+    public let message: String
+
+    public init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { message }
+}
+
+/// Runs programs in one-shot sandboxes: admission, a host uid and a cgroup per run, spawn, monitor, verdict,
+/// cleanup. Blocking work happens on a dedicated thread pool whose threads live as long as the engine (the
+/// sandboxes' parent-death signal is tied to the spawning thread).
+public final class RunEngine: Sendable {
+    public let config: EngineConfig
+    let cgroups: any CgroupManager
+    private let seccomp: SeccompProgram
+    private let threads: NIOThreadPool
+    private let gate: AdmissionGate
+    private let hostIDs: HostIDPool
+    private let counter = Atomic<UInt64>(0)
+    public let stats = RunStats()
+
+    public init(config: EngineConfig, cgroups: any CgroupManager) throws {
+        self.config = config
+        self.cgroups = cgroups
+        seccomp = try SeccompPolicy.standard.compile()
+        threads = NIOThreadPool(numberOfThreads: config.maxConcurrentRuns)
+        threads.start()
+        gate = AdmissionGate(capacity: config.maxConcurrentRuns, queueLimit: config.maxQueuedRuns)
+        hostIDs = HostIDPool(base: config.hostIDBase, count: config.maxConcurrentRuns * 2)
+        mkdir(config.rootDirectory, 0o755)
+    }
+
+    /// Stops accepting runs, waits for the running ones, stops the threads.
+    public func shutdown() async {
+        await gate.close()
+        try? await threads.shutdownGracefully()
+    }
+
+    public func profile(for language: Execd_V1_Language) throws(ExecdError) -> LanguageProfile {
+        switch language {
+        case .python: return config.python
+        case .javascript: return config.javascript
+        default: throw ExecdError(.badRequest, "language must be python or javascript")
+        }
+    }
+
+    /// Runs one program. Bad requests and a full queue throw; everything the program does (and our own failures
+    /// while running it) comes back as a result.
+    public func run(
+        _ request: Execd_V1_RunRequest, extraFiles: [SandboxFile] = [], sideChannel: (any SideChannelSink)? = nil,
+        control: RunControl = RunControl()
+    ) async throws(ExecdError) -> Execd_V1_RunResult {
+        let profile = try profile(for: request.language)
+        let limits: RunLimits
+        do { limits = try RunLimits.resolve(request.limits, defaults: config.defaults, maxima: config.maxima) }
+        catch { throw ExecdError(.badRequest, error.description) }
+        let files = try Self.files(request, profile: profile, extra: extraFiles)
+        do { try await gate.acquire() } catch {
+            if case AdmissionGate.Refusal.full(let queued) = error {
+                throw ExecdError(.busy, "execd is at capacity (\(config.maxConcurrentRuns) running, \(queued) queued); retry later")
+            }
+            if error is CancellationError { throw ExecdError(.cancelled, "cancelled while queued") }
+            throw ExecdError(.shuttingDown, "execd is shutting down")
+        }
+        let runID = "run-\(counter.add(1, ordering: .relaxed).newValue)"
+        let box = UncheckedBox(sideChannel)
+        do {
+            let result = try await withTaskCancellationHandler {
+                try await threads.runIfActive {
+                    self.execute(runID, request: request, profile: profile, limits: limits, files: files,
+                                 side: box.value, control: control)
+                }
+            } onCancel: {
+                control.cancel()
+            }
+            await gate.release()
+            stats.record(result.status)
+            return result
+        } catch {
+            await gate.release()
+            throw ExecdError(.shuttingDown, "execd is shutting down")
+        }
+    }
+
+    /// The blocking part, on a pool thread.
+    private func execute(
+        _ runID: String, request: Execd_V1_RunRequest, profile: LanguageProfile, limits: RunLimits,
+        files: [SandboxFile], side: (any SideChannelSink)?, control: RunControl
+    ) -> Execd_V1_RunResult {
+        var result = Execd_V1_RunResult()
+        result.runID = runID
+        guard let hostID = hostIDs.acquire() else {
+            return Self.internalError(result, "no free host uid (more sandboxes alive than configured)")
+        }
+        defer { hostIDs.release(hostID) }
+        let cgroup: any RunCgroup
+        do {
+            cgroup = try cgroups.createRunGroup(
+                name: runID,
+                limits: CgroupLimits(memoryBytes: limits.memoryBytes, maxProcesses: limits.maxProcesses,
+                                     cpuQuotaMillicores: limits.cpuQuotaMillicores))
+        } catch {
+            return Self.internalError(result, "creating the run's cgroup: \(error)")
+        }
+        defer { try? cgroup.destroy() }
+
+        let spec = SandboxSpec(
+            rootDirectory: config.rootDirectory, mounts: config.mounts, files: files, tmpfsBytes: limits.tmpfsBytes,
+            tmpfsInodes: config.tmpfsInodes, executable: profile.executable,
+            arguments: profile.argv(programArguments: request.args), environment: profile.environment,
+            rlimits: Self.rlimits(limits), seccomp: seccomp, hostID: hostID, sideChannel: side != nil)
+        let process: SandboxProcess
+        do {
+            process = try SandboxSpawner.spawn(spec, cgroupFD: cgroup.cloneIntoFD) { pid in
+                if cgroup.cloneIntoFD == nil { try cgroup.add(pid: pid) }
+            }
+        } catch {
+            return Self.internalError(result, "spawning the sandbox: \(error)")
+        }
+        let monitor = RunMonitor(
+            cpuLimit: limits.cpuTime, wallLimit: limits.wallTime, outputLimit: limits.outputBytes,
+            cores: Double(limits.cpuQuotaMillicores) / 1000,
+            cpuUsed: { (try? cgroup.usage().cpuTime) ?? .zero }, control: control, side: side)
+        let outcome = monitor.run(process, stdin: Array(request.stdin))
+        let usage = (try? cgroup.usage()) ?? CgroupUsage(cpuTime: .zero, memoryPeakBytes: 0, oomKills: 0)
+        let verdict = Verdict.decide(outcome, cpuTime: usage.cpuTime, cpuLimit: limits.cpuTime,
+                                     wallLimit: limits.wallTime, oomKills: usage.oomKills)
+        result.status = verdict.status
+        result.timeLimitKind = verdict.timeLimitKind
+        result.exitCode = verdict.exitCode
+        result.signal = verdict.signal
+        result.internalError = verdict.internalError
+        result.stdout = Data(outcome.stdout)
+        result.stderr = Data(outcome.stderr)
+        result.stdoutTruncated = outcome.stdoutTruncated
+        result.stderrTruncated = outcome.stderrTruncated
+        result.cpuTimeUs = UInt64(max(0, usage.cpuTime.microseconds))
+        result.wallTimeUs = UInt64(max(0, outcome.wallTime.microseconds))
+        result.memoryPeakBytes = usage.memoryPeakBytes
+        return result
+    }
+
+    static func internalError(_ base: Execd_V1_RunResult, _ message: String) -> Execd_V1_RunResult {
+        var result = base
+        result.status = .internalError
+        result.internalError = message
+        return result
+    }
+
+    /// The program, then the request's files, then the caller's (harness) files, all under /tmp.
+    static func files(_ request: Execd_V1_RunRequest, profile: LanguageProfile, extra: [SandboxFile]) throws(ExecdError) -> [SandboxFile] {
+        var files = [SandboxFile(path: profile.programPath, contents: Array(request.code))]
+        for file in request.files {
+            let parts = file.path.split(separator: "/", omittingEmptySubsequences: false)
+            guard !file.path.isEmpty, !file.path.hasPrefix("/"), !parts.contains(where: { $0 == ".." || $0 == "." || $0.isEmpty }),
+                  file.path.utf8.count < 1024, !file.path.contains("\0")
+            else { throw ExecdError(.badRequest, "files: path \"\(file.path)\" must be relative to /tmp, without '.', '..' or empty parts") }
+            let path = "/tmp/" + file.path
+            guard path != profile.programPath else { throw ExecdError(.badRequest, "files: \(path) is where the program goes") }
+            files.append(SandboxFile(path: path, contents: Array(file.content), mode: file.executable ? 0o755 : 0o644))
+        }
+        let all = files + extra
+        guard Set(all.map(\.path)).count == all.count else { throw ExecdError(.badRequest, "files: duplicate paths") }
+        return all
+    }
+
+    static func rlimits(_ limits: RunLimits) -> [ResourceLimit] {
+        let cpuSeconds = UInt64(limits.cpuTime.components.seconds) + 1
+        return [
+            ResourceLimit(RLIMIT_CORE, 0),
+            ResourceLimit(RLIMIT_FSIZE, limits.fileSizeBytes),
+            ResourceLimit(RLIMIT_NOFILE, UInt64(limits.openFiles)),
+            ResourceLimit(RLIMIT_NPROC, UInt64(limits.maxProcesses)),
+            // Kernel backstop behind the cgroup CPU check: SIGXCPU a second late, SIGKILL a second after that.
+            ResourceLimit(Int32(RLIMIT_CPU.rawValue), soft: cpuSeconds + 1, hard: cpuSeconds + 2),
+            ResourceLimit(RLIMIT_MEMLOCK, 64 << 10),
+            ResourceLimit(RLIMIT_MSGQUEUE, 0),
+            ResourceLimit(Int32(RLIMIT_STACK.rawValue), soft: 8 << 20, hard: 64 << 20),
+        ]
+    }
+}
+
+/// Passes a non-Sendable reference to the one pool thread that will use it.
+struct UncheckedBox<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
+}
+
+/// Totals per verdict since start.
+public final class RunStats: Sendable {
+    private let counts = Mutex<[Int: Int]>([:])
+
+    func record(_ status: Execd_V1_Status) { counts.withLock { $0[status.rawValue, default: 0] += 1 } }
+
+    public var snapshot: [Execd_V1_Status: Int] {
+        counts.withLock { Dictionary(uniqueKeysWithValues: $0.map { (Execd_V1_Status(rawValue: $0.key) ?? .unspecified, $0.value) }) }
+    }
+}
