@@ -1,0 +1,159 @@
+import Glibc
+
+/// Directory operations that differ between the kernel's cgroupfs and a fake tree in a temporary
+/// directory: the kernel populates a new cgroup with interface files on `mkdir` and removes an empty
+/// cgroup (which still lists those files) with `rmdir`; a plain directory does neither.
+/// Production always uses `.kernel`; tests substitute a fake (like firecracker's `MockCgroupFs`).
+public struct CgroupDirectoryOps: Sendable {
+    /// Creates one cgroup directory; must throw `CgroupError.system(operation: "mkdir", ..., errno: EEXIST)`
+    /// if it already exists.
+    public var makeDirectory: @Sendable (_ path: String) throws -> Void
+    /// Removes one (empty) cgroup directory.
+    public var removeDirectory: @Sendable (_ path: String) throws -> Void
+
+    /// Creates a set of operations from two closures.
+    public init(
+        makeDirectory: @escaping @Sendable (String) throws -> Void,
+        removeDirectory: @escaping @Sendable (String) throws -> Void
+    ) {
+        self.makeDirectory = makeDirectory
+        self.removeDirectory = removeDirectory
+    }
+
+    /// The real thing: mkdir(2) with mode 0755 and rmdir(2).
+    public static let kernel = CgroupDirectoryOps(
+        makeDirectory: { try CgroupFS.makeDirectory($0) },
+        removeDirectory: { try CgroupFS.removeDirectory($0) }
+    )
+}
+
+/// Thin EINTR-retrying wrappers over the few file system calls the cgroup layer needs. Every failure
+/// becomes a `CgroupError.system` carrying the operation, the path and errno.
+enum CgroupFS {
+    /// Reads a whole (small) file.
+    static func read(_ path: String) throws -> String {
+        let fd = try retrying("open", path) { open(path, O_RDONLY | O_CLOEXEC) }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = try retrying("read", path) { chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) } }
+            if n == 0 { break }
+            bytes.append(contentsOf: chunk[0..<n])
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// Writes `value` with a single write(2), as cgroupfs requires. No O_CREAT: a missing interface
+    /// file means a missing controller or feature and must surface as ENOENT.
+    static func write(_ path: String, _ value: String) throws {
+        let fd = try retrying("open", path) { open(path, O_WRONLY | O_TRUNC | O_CLOEXEC) }
+        defer { close(fd) }
+        let bytes = Array(value.utf8)
+        let n = try retrying("write", path) { bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) } }
+        if n != bytes.count { throw CgroupError.system(operation: "write (short)", path: path, errno: EIO) }
+    }
+
+    static func makeDirectory(_ path: String) throws {
+        _ = try retrying("mkdir", path) { mkdir(path, 0o755) }
+    }
+
+    static func removeDirectory(_ path: String) throws {
+        _ = try retrying("rmdir", path) { rmdir(path) }
+    }
+
+    /// Opens a directory as O_PATH for `clone3(CLONE_INTO_CGROUP)`.
+    static func openPath(_ path: String) throws -> Int32 {
+        try retrying("open(O_PATH)", path) { open(path, oPath | O_DIRECTORY | O_CLOEXEC) }
+    }
+
+    /// O_PATH from <asm-generic/fcntl.h> (x86_64 and aarch64); Glibc exports it only under _GNU_SOURCE.
+    static let oPath: Int32 = 0o10000000
+
+    static func exists(_ path: String) -> Bool {
+        access(path, F_OK) == 0
+    }
+
+    /// Names of the subdirectories of `path` (no "." or ".."), unsorted.
+    static func subdirectories(_ path: String) throws -> [String] {
+        guard let dir = opendir(path) else { throw CgroupError.system(operation: "opendir", path: path, errno: errno) }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+            }
+            if name == "." || name == ".." { continue }
+            var isDirectory = Int32(entry.pointee.d_type) == Int32(DT_DIR)
+            if Int32(entry.pointee.d_type) == Int32(DT_UNKNOWN) {
+                var info = stat()
+                isDirectory = lstat(path + "/" + name, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR
+            }
+            if isDirectory { names.append(name) }
+        }
+        return names
+    }
+
+    /// Sends `signal` to `pid`; a process that is already gone (ESRCH) is not an error.
+    static func kill(_ pid: pid_t, _ signal: Int32) throws {
+        if Glibc.kill(pid, signal) != 0 && errno != ESRCH {
+            throw CgroupError.system(operation: "kill(\(pid))", path: "", errno: errno)
+        }
+    }
+
+    /// Sleeps for `duration`, resuming after signal interruptions (a nap in a polling loop).
+    static func nap(_ duration: Duration) {
+        let (seconds, attoseconds) = duration.components
+        var request = timespec(tv_sec: Int(seconds), tv_nsec: Int(attoseconds / 1_000_000_000))
+        var remaining = timespec()
+        while nanosleep(&request, &remaining) != 0 && errno == EINTR { request = remaining }
+    }
+
+    /// Runs `body` until it does not fail with EINTR; throws on any other failure (result < 0).
+    @discardableResult
+    static func retrying<T: BinaryInteger>(_ operation: String, _ path: String, _ body: () -> T) throws -> T {
+        while true {
+            let result = body()
+            if result >= 0 { return result }
+            if errno == EINTR { continue }
+            throw CgroupError.system(operation: operation, path: path, errno: errno)
+        }
+    }
+}
+
+/// Parsers for the text formats of cgroup interface files.
+enum CgroupFormat {
+    /// Parses "flat keyed" files (`key value` per line: cpu.stat, memory.events, memory.oom_control,
+    /// pids.events). Lines that are not exactly two fields with a numeric value are skipped.
+    static func flatKeyed(_ content: String) -> [String: UInt64] {
+        var result: [String: UInt64] = [:]
+        for line in content.split(separator: "\n") {
+            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+            if fields.count == 2, let value = UInt64(fields[1]) { result[String(fields[0])] = value }
+        }
+        return result
+    }
+
+    /// Parses a single-number file such as cpuacct.usage or memory.peak.
+    static func number(_ content: String, path: String) throws -> UInt64 {
+        let trimmed = content.split(whereSeparator: { $0 == "\n" || $0 == " " }).first.map(String.init) ?? ""
+        guard let value = UInt64(trimmed) else { throw CgroupError.malformed(path: path, content: content) }
+        return value
+    }
+
+    /// Reads a key of a flat keyed file, throwing if it is absent.
+    static func key(_ key: String, in content: String, path: String) throws -> UInt64 {
+        guard let value = flatKeyed(content)[key] else { throw CgroupError.malformed(path: path, content: content) }
+        return value
+    }
+
+    /// Parses a whitespace-separated list (cgroup.controllers, cgroup.subtree_control, cgroup.procs).
+    static func words(_ content: String) -> [String] {
+        content.split(whereSeparator: { $0 == " " || $0 == "\n" }).map(String.init)
+    }
+
+    /// Parses cgroup.procs into pids.
+    static func pids(_ content: String) -> [pid_t] {
+        words(content).compactMap { pid_t($0) }
+    }
+}

@@ -1,0 +1,192 @@
+import Glibc
+import Synchronization
+
+/// One mounted v1 hierarchy that carries some of our controllers.
+public struct CgroupV1Hierarchy: Sendable, Equatable {
+    /// Our controllers this hierarchy carries: ["memory"], or ["cpu", "cpuacct"] when co-mounted.
+    public var controllers: [String]
+    /// Our subtree in it: `<mount>/<daemon's own path>/<subtree name>`.
+    public var basePath: String
+
+    /// Creates a hierarchy description.
+    public init(controllers: [String], basePath: String) {
+        self.controllers = controllers
+        self.basePath = basePath
+    }
+}
+
+/// cgroup v1: one leaf per run in each hierarchy, `<mount>/<own path>/<subtree>/<name>`. The daemon
+/// stays where it is (v1 has no "no internal processes" rule).
+public struct CgroupV1Manager: CgroupManager {
+    /// Always `.v1`.
+    public var version: CgroupVersion { .v1 }
+    /// The hierarchies used, each controller of `Cgroups.v1Controllers` in exactly one.
+    public let hierarchies: [CgroupV1Hierarchy]
+    let ops: CgroupDirectoryOps
+
+    /// Checks that memory, pids, cpu and cpuacct are each covered and creates the base directories.
+    public init(hierarchies: [CgroupV1Hierarchy], directoryOps: CgroupDirectoryOps = .kernel) throws {
+        let covered = Set(hierarchies.flatMap(\.controllers))
+        let missing = Cgroups.v1Controllers.filter { !covered.contains($0) }
+        if !missing.isEmpty {
+            throw CgroupError.controllersMissing(version: .v1, missing: missing, path: hierarchies.map(\.basePath).joined(separator: ", "))
+        }
+        self.hierarchies = hierarchies
+        self.ops = directoryOps
+        for hierarchy in hierarchies {
+            do {
+                try ops.makeDirectory(hierarchy.basePath)
+            } catch CgroupError.system(_, _, EEXIST) {
+                continue
+            }
+        }
+    }
+
+    /// See `CgroupManager.createRunGroup`. memory.limit_in_bytes, memory.memsw.limit_in_bytes (or
+    /// memory.swappiness=0 without swap accounting), pids.max, cpu.cfs_period_us/cfs_quota_us.
+    /// Removes what it created if any step fails.
+    public func createRunGroup(name: String, limits: CgroupLimits) throws -> any RunCgroup {
+        try CgroupRules.validate(name: name)
+        try CgroupRules.validate(limits: limits)
+        let group = CgroupV1RunGroup(
+            name: name,
+            leaves: hierarchies.map { CgroupV1Hierarchy(controllers: $0.controllers, basePath: $0.basePath + "/" + name) },
+            ops: ops)
+        var created: [String] = []
+        do {
+            for leaf in group.leaves {
+                try ops.makeDirectory(leaf.basePath)
+                created.append(leaf.basePath)
+            }
+            try group.apply(limits)
+            return group
+        } catch {
+            for path in created.reversed() { try? ops.removeDirectory(path) }
+            throw error
+        }
+    }
+
+    /// See `CgroupManager.removeStaleGroups`: every directory under each hierarchy's base; a name
+    /// present in several hierarchies counts once.
+    public func removeStaleGroups() throws -> Int {
+        var names = Set<String>()
+        for hierarchy in hierarchies {
+            for name in try CgroupFS.subdirectories(hierarchy.basePath) {
+                names.insert(name)
+            }
+        }
+        for name in names {
+            let paths = hierarchies.map { $0.basePath + "/" + name }.filter { CgroupFS.exists($0) }
+            try CgroupV1RunGroup.killRounds(procsFiles: paths.map { $0 + "/cgroup.procs" })
+            try CgroupV1RunGroup.waitAndRemove(paths, ops: ops)
+        }
+        return names.count
+    }
+}
+
+/// One run's leaves in the v1 hierarchies.
+public final class CgroupV1RunGroup: RunCgroup {
+    /// The leaf's name.
+    public let name: String
+    /// The leaf directory in each hierarchy.
+    public let leaves: [CgroupV1Hierarchy]
+    private let ops: CgroupDirectoryOps
+    private let removed = Mutex(false)
+
+    init(name: String, leaves: [CgroupV1Hierarchy], ops: CgroupDirectoryOps) {
+        self.name = name
+        self.leaves = leaves
+        self.ops = ops
+    }
+
+    /// Always nil: v1 has no CLONE_INTO_CGROUP; use `add(pid:)`.
+    public var cloneIntoFD: Int32? { nil }
+
+    /// The leaf directory that carries `controller`.
+    func directory(_ controller: String) -> String {
+        guard let leaf = leaves.first(where: { $0.controllers.contains(controller) }) else {
+            preconditionFailure("cgroup v1 controller \(controller) has no hierarchy")
+        }
+        return leaf.basePath
+    }
+
+    func apply(_ limits: CgroupLimits) throws {
+        let memory = directory("memory")
+        try CgroupFS.write(memory + "/memory.limit_in_bytes", "\(limits.memoryBytes)")
+        // memsw (RAM + swap) equal to the RAM limit means no swap; it must be written after
+        // memory.limit_in_bytes because the kernel requires memsw >= limit at all times.
+        if CgroupFS.exists(memory + "/memory.memsw.limit_in_bytes") {
+            try CgroupFS.write(memory + "/memory.memsw.limit_in_bytes", "\(limits.memoryBytes)")
+        } else {
+            try CgroupFS.write(memory + "/memory.swappiness", "0")
+        }
+        try CgroupFS.write(directory("pids") + "/pids.max", "\(limits.maxProcesses)")
+        let cpu = directory("cpu")
+        try CgroupFS.write(cpu + "/cpu.cfs_period_us", "\(CgroupRules.cpuPeriodMicroseconds)")
+        try CgroupFS.write(cpu + "/cpu.cfs_quota_us", "\(CgroupRules.quotaMicroseconds(millicores: limits.cpuQuotaMillicores))")
+        // Fresh leaves start with zeroed counters (cpuacct.usage, memory.max_usage_in_bytes,
+        // oom_kill), so there is nothing to reset.
+    }
+
+    /// Writes `pid` into cgroup.procs of every hierarchy.
+    public func add(pid: pid_t) throws {
+        for leaf in leaves { try CgroupFS.write(leaf.basePath + "/cgroup.procs", "\(pid)") }
+    }
+
+    /// cpuacct.usage (ns), memory.max_usage_in_bytes, `oom_kill` of memory.oom_control (kernel ≥ 4.13).
+    public func usage() throws -> CgroupUsage {
+        let usagePath = directory("cpuacct") + "/cpuacct.usage"
+        let nanoseconds = try CgroupFormat.number(try CgroupFS.read(usagePath), path: usagePath)
+        let peakPath = directory("memory") + "/memory.max_usage_in_bytes"
+        let peak = try CgroupFormat.number(try CgroupFS.read(peakPath), path: peakPath)
+        let oomPath = directory("memory") + "/memory.oom_control"
+        let kills = try CgroupFormat.key("oom_kill", in: try CgroupFS.read(oomPath), path: oomPath)
+        return CgroupUsage(
+            cpuTime: .nanoseconds(Int64(clamping: nanoseconds)), memoryPeakBytes: peak,
+            oomKills: Int(clamping: kills))
+    }
+
+    /// SIGKILLs every pid listed in any hierarchy's cgroup.procs, in bounded rounds until all read empty.
+    public func killAll() throws {
+        try Self.killRounds(procsFiles: leaves.map { $0.basePath + "/cgroup.procs" })
+    }
+
+    /// Waits until every hierarchy's cgroup.procs is empty, then removes the leaves. Idempotent.
+    public func destroy() throws {
+        try removed.withLock { removed in
+            if removed { return }
+            try Self.waitAndRemove(leaves.map(\.basePath), ops: ops)
+            removed = true
+        }
+    }
+
+    /// Rounds of "read every cgroup.procs, SIGKILL each pid" until a round finds none. A process that
+    /// forks between our read and our kill shows up in the next round; pids.max bounds each round.
+    /// Missing files (group already gone) count as empty. Returns without error if rounds run out:
+    /// `destroy()` then reports the leftovers.
+    static func killRounds(procsFiles: [String]) throws {
+        for _ in 0..<CgroupRules.killRounds {
+            let pids = try procsFiles.flatMap(readPids)
+            if pids.isEmpty { return }
+            for pid in pids { try CgroupFS.kill(pid, SIGKILL) }
+            CgroupFS.nap(.milliseconds(1))
+        }
+    }
+
+    static func waitAndRemove(_ paths: [String], ops: CgroupDirectoryOps) throws {
+        let procsFiles = paths.map { $0 + "/cgroup.procs" }
+        let empty = try CgroupRules.waitUntilEmpty { try procsFiles.allSatisfy { try readPids($0).isEmpty } }
+        if !empty {
+            throw CgroupError.stillPopulated(path: paths.joined(separator: ", "), waited: CgroupRules.emptyTimeout)
+        }
+        for path in paths { try CgroupRules.removeRetryingBusy { try CgroupTree.remove(path, ops: ops) } }
+    }
+
+    private static func readPids(_ procsFile: String) throws -> [pid_t] {
+        do {
+            return CgroupFormat.pids(try CgroupFS.read(procsFile))
+        } catch CgroupError.system(_, _, ENOENT) {
+            return []
+        }
+    }
+}
