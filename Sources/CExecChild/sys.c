@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -41,3 +42,5 @@ int execd_set_nonblocking(int fd) {
 }
 
 int execd_pipe_set_size(int fd, int size) { return fcntl(fd, F_SETPIPE_SZ, size); }
+
+int execd_eventfd(void) { return eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); }

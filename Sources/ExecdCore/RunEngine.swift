@@ -1,6 +1,7 @@
 import ExecProtocol
 import Foundation
 import Glibc
+import NIOCore
 import NIOPosix
 import SandboxOS
 import Synchronization
@@ -197,15 +198,15 @@ public final class RunEngine: Sendable {
     static func rlimits(_ limits: RunLimits) -> [ResourceLimit] {
         let cpuSeconds = UInt64(limits.cpuTime.components.seconds) + 1
         return [
-            ResourceLimit(RLIMIT_CORE, 0),
-            ResourceLimit(RLIMIT_FSIZE, limits.fileSizeBytes),
-            ResourceLimit(RLIMIT_NOFILE, UInt64(limits.openFiles)),
-            ResourceLimit(RLIMIT_NPROC, UInt64(limits.maxProcesses)),
+            ResourceLimit(.core, 0),
+            ResourceLimit(.fileSize, limits.fileSizeBytes),
+            ResourceLimit(.openFiles, UInt64(limits.openFiles)),
+            ResourceLimit(.processes, UInt64(limits.maxProcesses)),
             // Kernel backstop behind the cgroup CPU check: SIGXCPU a second late, SIGKILL a second after that.
-            ResourceLimit(Int32(RLIMIT_CPU.rawValue), soft: cpuSeconds + 1, hard: cpuSeconds + 2),
-            ResourceLimit(RLIMIT_MEMLOCK, 64 << 10),
-            ResourceLimit(RLIMIT_MSGQUEUE, 0),
-            ResourceLimit(Int32(RLIMIT_STACK.rawValue), soft: 8 << 20, hard: 64 << 20),
+            ResourceLimit(.cpu, soft: cpuSeconds + 1, hard: cpuSeconds + 2),
+            ResourceLimit(.memoryLock, 64 << 10),
+            ResourceLimit(.messageQueue, 0),
+            ResourceLimit(.stack, soft: 8 << 20, hard: 64 << 20),
         ]
     }
 }

@@ -15,6 +15,7 @@ int execd_pidfd_send_signal(int pidfd, int signal);
 /// waitid(P_PIDFD, pidfd, ..., WEXITED | extra_options). On success *code is CLD_EXITED/CLD_KILLED/CLD_DUMPED
 /// (0 with WNOHANG when the process still runs) and *status the exit code or signal.
 int execd_pidfd_wait(int pidfd, int extra_options, int *code, int *status);
+int execd_eventfd(void);
 int execd_set_nonblocking(int fd);
 int execd_pipe_set_size(int fd, int size);
 

@@ -1,6 +1,5 @@
 import CExecChild
 import Glibc
-import SandboxOS
 
 /// Why execd killed a run.
 public enum KillReason: Sendable, Equatable {
@@ -8,17 +7,18 @@ public enum KillReason: Sendable, Equatable {
 }
 
 /// Everything observed about one sandbox from release to reap.
-struct MonitorOutcome: Sendable {
-    var stdout: [UInt8] = []
-    var stderr: [UInt8] = []
-    var stdoutTruncated = false
-    var stderrTruncated = false
-    var killedFor: KillReason?
+public struct MonitorOutcome: Sendable {
+    public init() {}
+    public var stdout: [UInt8] = []
+    public var stderr: [UInt8] = []
+    public var stdoutTruncated = false
+    public var stderrTruncated = false
+    public var killedFor: KillReason?
     /// wait(2) status of the program (pid 2), from the reaper's report.
-    var programStatus: Int32?
-    var setupError: ChildSetupError?
-    var reaperExit: ReaperExit?
-    var wallTime: Duration = .zero
+    public var programStatus: Int32?
+    public var setupError: ChildSetupError?
+    public var reaperExit: ReaperExit?
+    public var wallTime: Duration = .zero
 }
 
 /// Receives the program's fd 3 (side channel) live; may ask for a kill by a deadline (a per-test time limit).
@@ -29,19 +29,30 @@ public protocol SideChannelSink: AnyObject {
 
 /// Drives one sandbox on the calling thread: feeds stdin, drains stdout/stderr/side channel with caps, reads the
 /// reaper's reports, and enforces the wall-clock and CPU-time limits by killing the whole pid namespace.
-struct RunMonitor {
-    var cpuLimit: Duration
-    var wallLimit: Duration
-    var outputLimit: Int
+public struct RunMonitor {
+    public var cpuLimit: Duration
+    public var wallLimit: Duration
+    public var outputLimit: Int
     /// CPU bandwidth in cores (for pacing CPU checks: CPU time cannot grow faster than this).
-    var cores: Double
-    var cpuUsed: () -> Duration
-    var control: RunControl
-    var side: SideChannelSink?
+    public var cores: Double
+    public var cpuUsed: () -> Duration
+    public var control: RunControl
+    public var side: (any SideChannelSink)?
+
+    public init(cpuLimit: Duration, wallLimit: Duration, outputLimit: Int, cores: Double, cpuUsed: @escaping () -> Duration,
+                control: RunControl, side: (any SideChannelSink)?) {
+        self.cpuLimit = cpuLimit
+        self.wallLimit = wallLimit
+        self.outputLimit = outputLimit
+        self.cores = cores
+        self.cpuUsed = cpuUsed
+        self.control = control
+        self.side = side
+    }
 
     private static let chunk = 64 * 1024
 
-    func run(_ process: SandboxProcess, stdin: [UInt8]) -> MonitorOutcome {
+    public func run(_ process: SandboxProcess, stdin: [UInt8]) -> MonitorOutcome {
         var outcome = MonitorOutcome()
         let clock = ContinuousClock()
         let start = clock.now
@@ -176,9 +187,9 @@ struct RunMonitor {
 
 extension Duration {
     /// Whole milliseconds, rounded down.
-    var milliseconds: Int64 { components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000 }
+    public var milliseconds: Int64 { components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000 }
     /// Whole microseconds, rounded down.
-    var microseconds: Int64 { components.seconds * 1_000_000 + components.attoseconds / 1_000_000_000_000 }
+    public var microseconds: Int64 { components.seconds * 1_000_000 + components.attoseconds / 1_000_000_000_000 }
 }
 
 extension Duration {

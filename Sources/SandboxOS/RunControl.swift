@@ -1,13 +1,14 @@
+import CExecChild
 import Glibc
 import Synchronization
 
 /// Lets other threads stop a run: a flag plus an eventfd that wakes the run's monitor out of poll(2) at once.
 public final class RunControl: Sendable {
-    let eventFD: Int32
+    public let eventFD: Int32
     private let cancelled = Atomic<Bool>(false)
 
     public init() {
-        eventFD = eventfd(0, Int32(EFD_CLOEXEC | EFD_NONBLOCK))
+        eventFD = execd_eventfd()
         precondition(eventFD >= 0, "eventfd failed: errno \(errno)")
     }
 
@@ -17,12 +18,13 @@ public final class RunControl: Sendable {
 
     /// Asks the monitor to kill the run. Safe from any thread, any number of times.
     public func cancel() {
-        guard !cancelled.exchange(true, ordering: .acq_rel) else { return }
+        guard !cancelled.exchange(true, ordering: .acquiringAndReleasing) else { return }
         var one: UInt64 = 1
         _ = write(eventFD, &one, 8)
     }
 
-    func acknowledge() {
+    /// Consumes the wake-up (the flag stays set).
+    public func acknowledge() {
         var value: UInt64 = 0
         _ = read(eventFD, &value, 8)
     }
