@@ -1,7 +1,7 @@
 /// Bounds how many runs execute at once and how many may wait; past that a request is refused at once (`busy`),
 /// never queued without bound. Waiters are served first come, first served.
 actor AdmissionGate {
-    enum Refusal: Error { case full(queued: Int), shuttingDown }
+    enum Refusal: Error { case full(queued: Int), shuttingDown, deadlineExceeded }
 
     let capacity: Int
     let queueLimit: Int
@@ -17,9 +17,9 @@ actor AdmissionGate {
 
     var queued: Int { waiters.count }
 
-    /// Waits for a slot. Throws `Refusal.full` when the queue is full, `CancellationError` if the task is
-    /// cancelled while waiting.
-    func acquire() async throws {
+    /// Waits for a slot. Throws `Refusal.full` when the queue is full, `Refusal.deadlineExceeded` when no slot
+    /// came by `deadline`, `CancellationError` if the task is cancelled while waiting.
+    func acquire(deadline: ContinuousClock.Instant? = nil) async throws {
         if closed { throw Refusal.shuttingDown }
         if running < capacity && waiters.isEmpty {
             running += 1
@@ -28,6 +28,12 @@ actor AdmissionGate {
         guard waiters.count < queueLimit else { throw Refusal.full(queued: waiters.count) }
         nextID += 1
         let id = nextID
+        if let deadline {
+            Task { [weak self] in
+                try? await Task.sleep(until: deadline, clock: .continuous)
+                await self?.expire(id)
+            }
+        }
         try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { continuation in
                 waiters.append((id, continuation))
@@ -51,6 +57,11 @@ actor AdmissionGate {
         let pending = waiters
         waiters.removeAll()
         for waiter in pending { waiter.continuation.resume(throwing: Refusal.shuttingDown) }
+    }
+
+    private func expire(_ id: UInt64) {
+        guard let index = waiters.firstIndex(where: { $0.id == id }) else { return }
+        waiters.remove(at: index).continuation.resume(throwing: Refusal.deadlineExceeded)
     }
 
     private func cancelWaiter(_ id: UInt64) {

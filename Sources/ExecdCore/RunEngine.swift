@@ -25,7 +25,7 @@ public struct EngineConfig: Sendable {
 
 /// An infrastructure failure (ours, not the program's).
 public struct ExecdError: Error, CustomStringConvertible, Sendable {
-    public enum Code: Sendable { case badRequest, busy, internalError, cancelled, shuttingDown }
+    public enum Code: Sendable { case badRequest, busy, internalError, cancelled, shuttingDown, deadlineExceeded }
     public let code: Code
     public let message: String
 
@@ -48,6 +48,7 @@ public final class RunEngine: Sendable {
     private let gate: AdmissionGate
     private let hostIDs: HostIDPool
     private let counter = Atomic<UInt64>(0)
+    private let active = Mutex<[String: RunControl]>([:])
     public let stats = RunStats()
 
     public init(config: EngineConfig, cgroups: any CgroupManager) throws {
@@ -61,10 +62,25 @@ public final class RunEngine: Sendable {
         mkdir(config.rootDirectory, 0o755)
     }
 
-    /// Stops accepting runs, waits for the running ones, stops the threads.
-    public func shutdown() async {
+    /// Stops accepting runs, lets running ones finish for up to `grace`, kills the rest, stops the threads.
+    /// When it returns no sandbox of ours is alive.
+    public func shutdown(grace: Duration = .seconds(10)) async {
         await gate.close()
+        let deadline = ContinuousClock.now + grace
+        while activeCount > 0 && ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(20)) }
+        for control in active.withLock({ Array($0.values) }) { control.cancel() }
+        while activeCount > 0 { try? await Task.sleep(for: .milliseconds(5)) }
         try? await threads.shutdownGracefully()
+    }
+
+    /// Runs executing now.
+    public var activeCount: Int { active.withLock { $0.count } }
+
+    /// Kills a running run by id; false if no such run is running.
+    public func kill(runID: String) -> Bool {
+        guard let control = active.withLock({ $0[runID] }) else { return false }
+        control.cancel()
+        return true
     }
 
     public func profile(for language: Execd_V1_Language) throws(ExecdError) -> LanguageProfile {
@@ -79,22 +95,27 @@ public final class RunEngine: Sendable {
     /// while running it) comes back as a result.
     public func run(
         _ request: Execd_V1_RunRequest, extraFiles: [SandboxFile] = [], sideChannel: (any SideChannelSink)? = nil,
-        control: RunControl = RunControl()
+        control: RunControl = RunControl(), queueDeadline: ContinuousClock.Instant? = nil
     ) async throws(ExecdError) -> Execd_V1_RunResult {
         let profile = try profile(for: request.language)
         let limits: RunLimits
         do { limits = try RunLimits.resolve(request.limits, defaults: config.defaults, maxima: config.maxima) }
         catch { throw ExecdError(.badRequest, error.description) }
         let files = try Self.files(request, profile: profile, extra: extraFiles)
-        do { try await gate.acquire() } catch {
+        do { try await gate.acquire(deadline: queueDeadline) } catch {
             if case AdmissionGate.Refusal.full(let queued) = error {
                 throw ExecdError(.busy, "execd is at capacity (\(config.maxConcurrentRuns) running, \(queued) queued); retry later")
             }
             if error is CancellationError { throw ExecdError(.cancelled, "cancelled while queued") }
+            if case AdmissionGate.Refusal.deadlineExceeded = error {
+                throw ExecdError(.deadlineExceeded, "the run could not start before its deadline; execd is busy")
+            }
             throw ExecdError(.shuttingDown, "execd is shutting down")
         }
         let runID = "run-\(counter.add(1, ordering: .relaxed).newValue)"
         let box = UncheckedBox(sideChannel)
+        active.withLock { $0[runID] = control }
+        defer { active.withLock { _ = $0.removeValue(forKey: runID) } }
         do {
             let result = try await withTaskCancellationHandler {
                 try await threads.runIfActive {

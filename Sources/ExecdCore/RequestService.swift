@@ -1,0 +1,69 @@
+import ExecProtocol
+import Logging
+
+/// Answers requests, independent of the transport: hello, run, and (as they arrive) judge and admin.
+public final class RequestService: Sendable {
+    public static let serverVersion = "execd/0.1.0"
+
+    let engine: RunEngine
+    let maxFrameBytes: Int
+    let logger: Logger
+
+    public init(engine: RunEngine, maxFrameBytes: Int, logger: Logger) {
+        self.engine = engine
+        self.maxFrameBytes = maxFrameBytes
+        self.logger = logger
+    }
+
+    func hello(_ hello: Execd_V1_Hello) -> Execd_V1_Response.OneOf_Body {
+        guard hello.protocolVersion == ExecProtocol.protocolVersion else {
+            return .error(Execd_V1_Error(
+                code: .unsupportedVersion,
+                message: "protocol version \(hello.protocolVersion) is not supported; this server speaks version \(ExecProtocol.protocolVersion)"))
+        }
+        var reply = Execd_V1_HelloReply()
+        reply.protocolVersion = ExecProtocol.protocolVersion
+        reply.serverVersion = Self.serverVersion
+        reply.maxFrameBytes = UInt64(maxFrameBytes)
+        reply.languages = [.python, .javascript]
+        reply.defaultLimits = engine.config.defaults.wire
+        reply.maxLimits = engine.config.maxima.wire
+        return .hello(reply)
+    }
+
+    func handle(_ body: Execd_V1_Request.OneOf_Body, queueDeadline: ContinuousClock.Instant?) async -> Execd_V1_Response.OneOf_Body {
+        do {
+            switch body {
+            case .run(let run):
+                let result = try await engine.run(run, queueDeadline: queueDeadline)
+                logger.info("run", metadata: [
+                    "run": "\(result.runID)", "lang": "\(run.language.name)", "status": "\(result.status)",
+                    "wall_us": "\(result.wallTimeUs)", "cpu_us": "\(result.cpuTimeUs)",
+                ])
+                if result.status == .internalError {
+                    logger.error("run failed inside execd", metadata: ["run": "\(result.runID)", "error": "\(result.internalError)"])
+                }
+                return .run(result)
+            case .judge, .status, .admin:
+                return .error(Execd_V1_Error(code: .badRequest, message: "this request kind is not supported by this server yet"))
+            case .hello, .cancel:
+                preconditionFailure("handled by the connection")
+            }
+        } catch {
+            return .error(Execd_V1_Error(code: error.code.wire, message: error.message))
+        }
+    }
+}
+
+extension ExecdError.Code {
+    var wire: Execd_V1_ErrorCode {
+        switch self {
+        case .badRequest: .badRequest
+        case .busy: .busy
+        case .internalError: .internal
+        case .cancelled: .cancelled
+        case .shuttingDown: .shuttingDown
+        case .deadlineExceeded: .deadlineExceeded
+        }
+    }
+}
