@@ -12,7 +12,9 @@ final class CgroupFakeTree: Sendable {
 
     init() throws {
         var template = Array((NSTemporaryDirectory() + "/execd-cgroup-test-XXXXXX").utf8CString)
-        guard let made = mkdtemp(&template) else { throw CgroupError.system(operation: "mkdtemp", path: "", errno: errno) }
+        guard let made = mkdtemp(&template) else {
+            throw CgroupError.system(operation: "mkdtemp", path: "", errno: errno)
+        }
         root = String(cString: made)
     }
 
@@ -56,7 +58,8 @@ final class CgroupFakeTree: Sendable {
                     }
                 }
                 if rmdir(path) != 0 { throw CgroupError.system(operation: "rmdir", path: path, errno: errno) }
-            })
+            }
+        )
     }
 
     /// Creates `relative` (and parents) as a cgroup with `files`.

@@ -58,7 +58,9 @@ struct CgroupV1KernelTests {
 
     @Test func limitsReadBack() throws {
         try withManager("limits") { manager in
-            let group = try #require(try manager.createRunGroup(name: "limits", limits: Self.limits) as? CgroupV1RunGroup)
+            let group = try #require(
+                try manager.createRunGroup(name: "limits", limits: Self.limits) as? CgroupV1RunGroup
+            )
             defer { try? group.destroy() }
             #expect(try read(group, "memory", "memory.limit_in_bytes") == "67108864")
             #expect(try read(group, "memory", "memory.memsw.limit_in_bytes") == "67108864")
@@ -77,7 +79,9 @@ struct CgroupV1KernelTests {
         try withManager("life") { manager in
             let group = try #require(try manager.createRunGroup(name: "life", limits: Self.limits) as? CgroupV1RunGroup)
             defer { try? group.destroy() }
-            let child = try CgroupTestChild(["/bin/sh", "-c", "read x; i=0; while [ $i -lt 2000 ]; do i=$((i+1)); done; exec sleep 30"])
+            let child = try CgroupTestChild([
+                "/bin/sh", "-c", "read x; i=0; while [ $i -lt 2000 ]; do i=$((i+1)); done; exec sleep 30",
+            ])
             defer { child.cleanUp() }
             try group.add(pid: child.pid)
             child.release()
@@ -104,7 +108,8 @@ struct CgroupV1KernelTests {
         try withManager("oom") { manager in
             let group = try manager.createRunGroup(name: "hog", limits: Self.limits)
             defer { try? group.destroy() }
-            let hog = "import sys\nsys.stdin.readline()\nheld = []\nfor _ in range(20): held.append(b'x' * (10 << 20))\n"
+            let hog =
+                "import sys\nsys.stdin.readline()\nheld = []\nfor _ in range(20): held.append(b'x' * (10 << 20))\n"
             let child = try CgroupTestChild([Self.python, "-I", "-S", "-c", hog])
             defer { child.cleanUp() }
             try group.add(pid: child.pid)

@@ -11,7 +11,9 @@ enum CgroupV2Host {
             let mountInfo = try? CgroupFS.read("/proc/self/mountinfo"),
             let cgroup = try? CgroupFS.read("/proc/self/cgroup"),
             let path = Cgroups.v2DelegatedPath(
-                mounts: CgroupMountTable.parse(mountInfo), membership: CgroupMembership.parse(cgroup)),
+                mounts: CgroupMountTable.parse(mountInfo),
+                membership: CgroupMembership.parse(cgroup)
+            ),
             CgroupFS.exists(path + "/cgroup.procs")
         else { return nil }
         return path

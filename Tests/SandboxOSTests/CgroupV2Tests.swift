@@ -17,7 +17,10 @@ import Testing
         try tree.makeGroup("cg/system.slice/other.service")
     }
 
-    func host(ownPath: String = "/system.slice/execd.service", files: [String: String] = CgroupFakeTree.v2Files) throws
+    func host(
+        ownPath: String = "/system.slice/execd.service",
+        files: [String: String] = CgroupFakeTree.v2Files
+    ) throws
         -> CgroupHost
     {
         let mountInfo = try tree.writeProcFile(
@@ -26,11 +29,16 @@ import Testing
             24 1 0:22 / /proc rw,nosuid,nodev,noexec,relatime shared:12 - proc proc rw
             31 23 0:28 / \(tree.root)/cg rw,nosuid,nodev,noexec,relatime shared:9 - cgroup2 cgroup2 rw,nsdelegate
 
-            """)
+            """
+        )
         let membership = try tree.writeProcFile("cgroup", "0::\(ownPath)\n")
         return CgroupHost(
-            mountInfoPath: mountInfo, procSelfCgroupPath: membership, subtreeName: "ignored-on-v2", pid: 4242,
-            directoryOps: tree.ops(files: files))
+            mountInfoPath: mountInfo,
+            procSelfCgroupPath: membership,
+            subtreeName: "ignored-on-v2",
+            pid: 4242,
+            directoryOps: tree.ops(files: files)
+        )
     }
 
     func manager() throws -> CgroupV2Manager {
@@ -51,7 +59,9 @@ import Testing
 
     @Test func detectAgainFromDaemonLeafReusesSubtree() throws {
         _ = try manager()
-        let again = try #require(try Cgroups.detect(try host(ownPath: "/system.slice/execd.service/daemon")) as? CgroupV2Manager)
+        let again = try #require(
+            try Cgroups.detect(try host(ownPath: "/system.slice/execd.service/daemon")) as? CgroupV2Manager
+        )
         #expect(again.delegatedPath == tree.root + "/" + unit)
         #expect(!tree.exists(unit + "/daemon/daemon"))
     }
@@ -94,7 +104,9 @@ import Testing
         try tree.write(leaf + "/cpu.stat", "usage_usec 123456\nuser_usec 100000\nsystem_usec 23456\nnr_periods 3\n")
         try tree.write(leaf + "/memory.peak", "1048576\n")
         try tree.write(leaf + "/memory.events", "low 0\nhigh 0\nmax 9\noom 1\noom_kill 3\noom_group_kill 1\n")
-        #expect(try group.usage() == CgroupUsage(cpuTime: .microseconds(123456), memoryPeakBytes: 1_048_576, oomKills: 3))
+        #expect(
+            try group.usage() == CgroupUsage(cpuTime: .microseconds(123456), memoryPeakBytes: 1_048_576, oomKills: 3)
+        )
 
         // Kernels before 5.19 have no memory.peak; memory.current stands in. Pre-5.17 memory.events
         // has no oom_group_kill.
