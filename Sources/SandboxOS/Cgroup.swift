@@ -59,7 +59,8 @@ public protocol RunCgroup: Sendable {
     /// The leaf's name, as given to `createRunGroup`.
     var name: String { get }
     /// v2: an O_PATH|O_DIRECTORY|O_CLOEXEC fd of the leaf for `clone3(CLONE_INTO_CGROUP)`; owned by
-    /// this object and closed by `destroy()` (nil afterwards). Always nil on v1.
+    /// this object and closed by `destroy()` (nil afterwards), so don't call `destroy()` while a spawn
+    /// that uses it is in flight. Always nil on v1.
     var cloneIntoFD: Int32? { get }
     /// Moves `pid` (its whole thread group) into the leaf: every hierarchy's `cgroup.procs` on v1.
     /// Call before the child is released so it never runs unconstrained.
@@ -98,7 +99,8 @@ public enum CgroupError: Error, Sendable, Equatable, CustomStringConvertible {
         case .system(let operation, let path, let code):
             return "cgroup: \(operation) \(path) failed: \(String(cString: strerror(code))) (errno \(code))"
         case .controllersMissing(let version, let missing, let path):
-            let fix = version == .v2
+            let fix =
+                version == .v2
                 ? "delegate them (systemd Delegate=yes) or enable them in the parent's cgroup.subtree_control"
                 : "mount the cgroup v1 controllers"
             return "cgroup \(version): controllers \(missing.joined(separator: ", ")) not available at \(path); \(fix)"

@@ -82,14 +82,19 @@ public enum Cgroups {
     /// One `CgroupV1Hierarchy` per distinct mount carrying our controllers (cpu and cpuacct may share
     /// one), plus the controllers that have no mount or no membership line.
     static func v1Hierarchies(
-        mounts: [CgroupMount], membership: CgroupMembership, subtree: String
+        mounts: [CgroupMount],
+        membership: CgroupMembership,
+        subtree: String
     ) -> ([CgroupV1Hierarchy], [String]) {
         var hierarchies: [CgroupV1Hierarchy] = []
         var missing: [String] = []
         for controller in v1Controllers {
             // Already covered by a co-mounted hierarchy (cpu,cpuacct).
             if hierarchies.contains(where: { $0.controllers.contains(controller) }) { continue }
-            guard let mount = mounts.first(where: { $0.fileSystemType == "cgroup" && $0.superOptions.contains(controller) }),
+            guard
+                let mount = mounts.first(where: {
+                    $0.fileSystemType == "cgroup" && $0.superOptions.contains(controller)
+                }),
                 let own = membership.v1Paths[controller]
             else {
                 missing.append(controller)
@@ -131,8 +136,11 @@ enum CgroupMountTable {
             let type = fields[dash + 1]
             guard type == "cgroup" || type == "cgroup2" else { return nil }
             return CgroupMount(
-                root: unescape(fields[3]), mountPoint: unescape(fields[4]), fileSystemType: type,
-                superOptions: fields[dash + 3].split(separator: ",").map(String.init))
+                root: unescape(fields[3]),
+                mountPoint: unescape(fields[4]),
+                fileSystemType: type,
+                superOptions: fields[dash + 3].split(separator: ",").map(String.init)
+            )
         }
     }
 

@@ -29,7 +29,11 @@ public struct CgroupV1Manager: CgroupManager {
         let covered = Set(hierarchies.flatMap(\.controllers))
         let missing = Cgroups.v1Controllers.filter { !covered.contains($0) }
         if !missing.isEmpty {
-            throw CgroupError.controllersMissing(version: .v1, missing: missing, path: hierarchies.map(\.basePath).joined(separator: ", "))
+            throw CgroupError.controllersMissing(
+                version: .v1,
+                missing: missing,
+                path: hierarchies.map(\.basePath).joined(separator: ", ")
+            )
         }
         self.hierarchies = hierarchies
         self.ops = directoryOps
@@ -50,8 +54,11 @@ public struct CgroupV1Manager: CgroupManager {
         try CgroupRules.validate(limits: limits)
         let group = CgroupV1RunGroup(
             name: name,
-            leaves: hierarchies.map { CgroupV1Hierarchy(controllers: $0.controllers, basePath: $0.basePath + "/" + name) },
-            ops: ops)
+            leaves: hierarchies.map {
+                CgroupV1Hierarchy(controllers: $0.controllers, basePath: $0.basePath + "/" + name)
+            },
+            ops: ops
+        )
         var created: [String] = []
         do {
             for leaf in group.leaves {
@@ -123,7 +130,10 @@ public final class CgroupV1RunGroup: RunCgroup {
         try CgroupFS.write(directory("pids") + "/pids.max", "\(limits.maxProcesses)")
         let cpu = directory("cpu")
         try CgroupFS.write(cpu + "/cpu.cfs_period_us", "\(CgroupRules.cpuPeriodMicroseconds)")
-        try CgroupFS.write(cpu + "/cpu.cfs_quota_us", "\(CgroupRules.quotaMicroseconds(millicores: limits.cpuQuotaMillicores))")
+        try CgroupFS.write(
+            cpu + "/cpu.cfs_quota_us",
+            "\(CgroupRules.quotaMicroseconds(millicores: limits.cpuQuotaMillicores))"
+        )
         // Fresh leaves start with zeroed counters (cpuacct.usage, memory.max_usage_in_bytes,
         // oom_kill), so there is nothing to reset.
     }
@@ -142,8 +152,10 @@ public final class CgroupV1RunGroup: RunCgroup {
         let oomPath = directory("memory") + "/memory.oom_control"
         let kills = try CgroupFormat.key("oom_kill", in: try CgroupFS.read(oomPath), path: oomPath)
         return CgroupUsage(
-            cpuTime: .nanoseconds(Int64(clamping: nanoseconds)), memoryPeakBytes: peak,
-            oomKills: Int(clamping: kills))
+            cpuTime: .nanoseconds(Int64(clamping: nanoseconds)),
+            memoryPeakBytes: peak,
+            oomKills: Int(clamping: kills)
+        )
     }
 
     /// SIGKILLs every pid listed in any hierarchy's cgroup.procs, in bounded rounds until all read empty.

@@ -80,7 +80,9 @@ public struct CgroupV2Manager: CgroupManager {
 
     private func enableControllers(in path: String) throws {
         try CgroupFS.write(
-            path + "/cgroup.subtree_control", Cgroups.v2Controllers.map { "+" + $0 }.joined(separator: " "))
+            path + "/cgroup.subtree_control",
+            Cgroups.v2Controllers.map { "+" + $0 }.joined(separator: " ")
+        )
     }
 
     private func makeDirectoryIfMissing(_ path: String) throws {
@@ -147,8 +149,10 @@ public final class CgroupV2RunGroup: RunCgroup {
         let kills = try CgroupFormat.key("oom_kill", in: events, path: eventsPath)
         let groupKills = CgroupFormat.flatKeyed(events)["oom_group_kill"] ?? 0
         return CgroupUsage(
-            cpuTime: .microseconds(Int64(clamping: usec)), memoryPeakBytes: peak,
-            oomKills: Int(clamping: max(kills, groupKills)))
+            cpuTime: .microseconds(Int64(clamping: usec)),
+            memoryPeakBytes: peak,
+            oomKills: Int(clamping: max(kills, groupKills))
+        )
     }
 
     /// Writes "1" to cgroup.kill (kernel ≥ 5.14); on older kernels signals each listed pid in rounds.
