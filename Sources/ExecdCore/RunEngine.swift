@@ -59,7 +59,12 @@ public final class RunEngine: Sendable {
         threads.start()
         gate = AdmissionGate(capacity: config.maxConcurrentRuns, queueLimit: config.maxQueuedRuns)
         hostIDs = HostIDPool(base: config.hostIDBase, count: config.maxConcurrentRuns * 2)
-        mkdir(config.rootDirectory, 0o755)
+        do {
+            try FileManager.default.createDirectory(
+                atPath: config.rootDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+        } catch {
+            throw ExecdError(.internalError, "cannot create the sandbox root mount point \(config.rootDirectory): \(error)")
+        }
     }
 
     /// Stops accepting runs, lets running ones finish for up to `grace`, kills the rest, stops the threads.
@@ -172,7 +177,7 @@ public final class RunEngine: Sendable {
         let monitor = RunMonitor(
             cpuLimit: limits.cpuTime, wallLimit: limits.wallTime, outputLimit: limits.outputBytes,
             cores: Double(limits.cpuQuotaMillicores) / 1000,
-            cpuUsed: { (try? cgroup.usage().cpuTime) ?? .zero }, control: control, side: side)
+            usage: { (try? cgroup.usage()).map { ($0.cpuTime, $0.oomKills) } ?? (.zero, 0) }, control: control, side: side)
         let outcome = monitor.run(process, stdin: Array(request.stdin))
         let usage = (try? cgroup.usage()) ?? CgroupUsage(cpuTime: .zero, memoryPeakBytes: 0, oomKills: 0)
         let verdict = Verdict.decide(outcome, cpuTime: usage.cpuTime, cpuLimit: limits.cpuTime,

@@ -21,6 +21,7 @@ struct Verdict: Equatable, Sendable {
         case .outputLimit: return Verdict(status: .outputLimit)
         case .cpuTime: return Verdict(status: .timeLimit, timeLimitKind: .cpu)
         case .wallTime, .sideChannelDeadline: return Verdict(status: .timeLimit, timeLimitKind: .wall)
+        case .memory: return Verdict(status: .memoryLimit)
         case .cancelled: return Verdict(status: .internalError, internalError: "run cancelled")
         case nil: break
         }

@@ -3,7 +3,7 @@ import Glibc
 
 /// Why execd killed a run.
 public enum KillReason: Sendable, Equatable {
-    case cpuTime, wallTime, outputLimit, sideChannelDeadline, cancelled
+    case cpuTime, wallTime, outputLimit, memory, sideChannelDeadline, cancelled
 }
 
 /// Everything observed about one sandbox from release to reap.
@@ -35,17 +35,18 @@ public struct RunMonitor {
     public var outputLimit: Int
     /// CPU bandwidth in cores (for pacing CPU checks: CPU time cannot grow faster than this).
     public var cores: Double
-    public var cpuUsed: () -> Duration
+    /// CPU time used so far and OOM kills seen, from the run's cgroup.
+    public var usage: () -> (cpu: Duration, oomKills: Int)
     public var control: RunControl
     public var side: (any SideChannelSink)?
 
-    public init(cpuLimit: Duration, wallLimit: Duration, outputLimit: Int, cores: Double, cpuUsed: @escaping () -> Duration,
+    public init(cpuLimit: Duration, wallLimit: Duration, outputLimit: Int, cores: Double, usage: @escaping () -> (cpu: Duration, oomKills: Int),
                 control: RunControl, side: (any SideChannelSink)?) {
         self.cpuLimit = cpuLimit
         self.wallLimit = wallLimit
         self.outputLimit = outputLimit
         self.cores = cores
-        self.cpuUsed = cpuUsed
+        self.usage = usage
         self.control = control
         self.side = side
     }
@@ -63,21 +64,25 @@ public struct RunMonitor {
         var exited = false
         if stdin.isEmpty { process.closeStdin() }
 
+        // Kept apart from `outcome`, which is borrowed inout while output is drained and may trigger a kill.
+        var killedFor: KillReason?
         func kill(_ reason: KillReason) {
-            guard outcome.killedFor == nil else { return }
-            outcome.killedFor = reason
+            guard killedFor == nil else { return }
+            killedFor = reason
             process.kill()
         }
 
         while true {
             let now = clock.now
-            if !exited && outcome.killedFor == nil {
+            if !exited && killedFor == nil {
                 if control.isCancelled { kill(.cancelled) }
                 else if now >= wallDeadline { kill(.wallTime) }
                 else if let deadline = side?.killDeadline, now >= deadline { kill(.sideChannelDeadline) }
                 else if now >= nextCPUCheck {
-                    let used = cpuUsed()
+                    let (used, oomKills) = usage()
                     if used >= cpuLimit { kill(.cpuTime) }
+                    // cgroup v1 OOM-kills one process, not the group: end the run as a whole, as v2's oom.group does.
+                    else if oomKills > 0 { kill(.memory) }
                     else {
                         // The run cannot burn its remaining CPU faster than its quota allows: sleep until then.
                         let pace = (cpuLimit - used) / max(cores, 0.1)
@@ -138,6 +143,7 @@ public struct RunMonitor {
             outcome.wallTime = clock.now - start
             outcome.reaperExit = process.reap()
         }
+        outcome.killedFor = killedFor
         parseReports(reportBytes, into: &outcome)
         process.closeAll()
         return outcome

@@ -1,0 +1,101 @@
+import ArgumentParser
+import ExecdCore
+import ExecProtocol
+import Foundation
+import Logging
+import SandboxOS
+import ServiceLifecycle
+
+/// execd: the privileged sandbox daemon. Parses arguments and the config file, then runs the server.
+@main
+struct Execd: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "execd",
+        abstract: "Runs untrusted Python and JavaScript in kernel sandboxes, served on a Unix socket.")
+
+    @Option(help: "Unix socket to listen on (default: $EXECD_SOCKET or /run/execd/execd.sock).")
+    var socket: String?
+
+    @Option(help: "JSON config file; command-line options override it.")
+    var config: String?
+
+    @Option(help: "Runs executing at once (default: 2 × cores).")
+    var maxConcurrentRuns: Int?
+
+    @Option(help: "Runs that may wait for a slot before requests get `busy`.")
+    var queueLimit: Int?
+
+    @Option(help: "First unprivileged host uid that sandbox root maps to.")
+    var hostIdBase: UInt32?
+
+    @Option(help: "Empty directory sandboxes mount their private root on.")
+    var rootDir: String?
+
+    @Option(help: "Group (numeric gid) allowed to use the socket; the socket is mode 0660.")
+    var socketGroup: UInt32?
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: Logger.Level?
+
+    func run() async throws {
+        let file = try config.map(ExecdConfigFile.load) ?? ExecdConfigFile()
+        let level = logLevel ?? file.logLevel.flatMap(Logger.Level.init(rawValue:)) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "execd")
+        guard geteuid() == 0 else {
+            throw ValidationError("execd must run as root (it creates namespaces, cgroups and id maps)")
+        }
+
+        var engineConfig = EngineConfig()
+        if let n = maxConcurrentRuns ?? file.maxConcurrentRuns { engineConfig.maxConcurrentRuns = n }
+        if let n = queueLimit ?? file.queueLimit { engineConfig.maxQueuedRuns = n }
+        if let base = hostIdBase ?? file.hostIdBase { engineConfig.hostIDBase = base }
+        if let dir = rootDir ?? file.rootDir { engineConfig.rootDirectory = dir }
+        if let paths = file.readOnlyPaths { engineConfig.mounts = MountPlan.host(paths: paths) }
+        guard engineConfig.maxConcurrentRuns >= 1, engineConfig.maxQueuedRuns >= 0 else {
+            throw ValidationError("max-concurrent-runs must be at least 1 and queue-limit at least 0")
+        }
+
+        let cgroups = try Cgroups.detect()
+        let stale = try cgroups.removeStaleGroups()
+        if stale > 0 { logger.notice("removed cgroups left by an earlier execd", metadata: ["count": "\(stale)"]) }
+        let engine = try RunEngine(config: engineConfig, cgroups: cgroups)
+
+        var settings = ExecdServer.Settings(socketPath: socket ?? file.socket ?? ExecClient.defaultSocketPath)
+        if let gid = socketGroup ?? file.socketGroup { settings.socketGroup = gid }
+        try FileManager.default.createDirectory(
+            atPath: (settings.socketPath as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        let server = ExecdServer(settings: settings, engine: engine, logger: logger)
+        let group = ServiceGroup(configuration: .init(
+            services: [.init(service: server)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+    }
+}
+
+extension Logger.Level: @retroactive ExpressibleByArgument {}
+
+/// The optional JSON config file: the same settings as the options, in snake_case.
+struct ExecdConfigFile: Decodable {
+    var socket: String?
+    var maxConcurrentRuns: Int?
+    var queueLimit: Int?
+    var hostIdBase: UInt32?
+    var rootDir: String?
+    var socketGroup: UInt32?
+    var logLevel: String?
+    /// Host paths mirrored read-only into every sandbox (default: /usr, /lib*, /bin, /sbin, /etc).
+    var readOnlyPaths: [String]?
+
+    static func load(_ path: String) throws -> ExecdConfigFile {
+        let data = try Data(contentsOf: URL(fileURLWithPath: path))
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        do { return try decoder.decode(ExecdConfigFile.self, from: data) } catch {
+            throw ValidationError("config file \(path): \(error)")
+        }
+    }
+}
