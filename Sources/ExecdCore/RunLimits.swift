@@ -65,7 +65,7 @@ public struct RunLimits: Sendable, Equatable, Codable {
         }
         var r = defaults
         r.cpuTime = .milliseconds(try pick("cpu_time_ms", w.cpuTimeMs, defaults.cpuTime.milliseconds, maxima.cpuTime.milliseconds, unit: " ms"))
-        let defaultWall = w.cpuTimeMs == 0 ? defaults.wallTime : max(defaults.wallTime, r.cpuTime * 2 + .seconds(1))
+        let defaultWall = w.cpuTimeMs == 0 ? defaults.wallTime : r.cpuTime * 2 + .seconds(1)
         r.wallTime = .milliseconds(try pick("wall_time_ms", w.wallTimeMs, min(defaultWall, maxima.wallTime).milliseconds, maxima.wallTime.milliseconds, unit: " ms"))
         r.memoryBytes = try pick("memory_bytes", w.memoryBytes, defaults.memoryBytes, maxima.memoryBytes, unit: " bytes")
         r.maxProcesses = try pick("max_processes", w.maxProcesses, defaults.maxProcesses, maxima.maxProcesses, unit: "")
