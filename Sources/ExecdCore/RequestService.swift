@@ -50,6 +50,7 @@ public final class RequestService: Sendable {
                 preconditionFailure("handled by the connection")
             }
         } catch {
+            logger.notice("request refused", metadata: ["code": "\(error.code)", "reason": "\(error.message)"])
             return .error(Execd_V1_Error(code: error.code.wire, message: error.message))
         }
     }

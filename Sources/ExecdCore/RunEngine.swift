@@ -131,8 +131,11 @@ public final class RunEngine: Sendable {
                 control.cancel()
             }
             await gate.release()
+            if control.isCancelled { throw ExecdError(.cancelled, "\(runID) was cancelled (client gone, cancel request or admin kill)") }
             stats.record(result.status)
             return result
+        } catch let error as ExecdError {
+            throw error
         } catch {
             await gate.release()
             throw ExecdError(.shuttingDown, "execd is shutting down")

@@ -1,0 +1,106 @@
+import ExecdCore
+import ExecProtocol
+import Foundation
+import Logging
+import SandboxOS
+import ServiceLifecycle
+
+/// A real execd (real namespaces, cgroups, seccomp, python3 and node) served in-process on a temporary socket.
+/// Its cgroups live in a subtree of their own and its sandboxes map to their own host uids, so it never meets a
+/// daemon running beside the tests.
+final class TestDaemon: Sendable {
+    let socketPath: String
+    let hostIDBase: UInt32
+    let cgroupSubtree: String
+    private let group: ServiceGroup
+    private let task: Task<Void, any Error>
+
+    /// The daemon most tests share.
+    static let shared = Task { try await TestDaemon(tag: "shared", hostIDBase: 910_000) }
+
+    init(tag: String, hostIDBase: UInt32, maxConcurrentRuns: Int = 2, queueLimit: Int = 64) async throws {
+        let pid = getpid()
+        socketPath = "/tmp/execd-test-\(pid)-\(tag).sock"
+        cgroupSubtree = "execd-test-\(pid)-\(tag)"
+        self.hostIDBase = hostIDBase
+        var config = EngineConfig()
+        config.rootDirectory = "/tmp/execd-test-\(pid)-root"
+        config.hostIDBase = hostIDBase
+        config.maxConcurrentRuns = maxConcurrentRuns
+        config.maxQueuedRuns = queueLimit
+        let cgroups = try Cgroups.detect(CgroupHost(subtreeName: cgroupSubtree))
+        let engine = try RunEngine(config: config, cgroups: cgroups)
+        var logger = Logger(label: "execd-test")
+        logger.logLevel = .warning
+        let server = ExecdServer(settings: .init(socketPath: socketPath), engine: engine, logger: logger)
+        group = ServiceGroup(configuration: .init(services: [.init(service: server)], logger: logger))
+        let group = self.group
+        task = Task { try await group.run() }
+        // Ready once the socket accepts a hello.
+        for _ in 0..<200 {
+            if let client = try? await ExecClient.connect(socketPath: socketPath) {
+                await client.close()
+                return
+            }
+            try await Task.sleep(for: .milliseconds(25))
+        }
+        throw ExecdError(.internalError, "test daemon did not start on \(socketPath)")
+    }
+
+    func client() async throws -> ExecClient {
+        try await ExecClient.connect(socketPath: socketPath, clientName: "execd-tests")
+    }
+
+    /// Stops the daemon the way SIGTERM does and waits for it.
+    func stop() async throws {
+        await group.triggerGracefulShutdown()
+        try await task.value
+    }
+
+    /// Runs one program through a fresh connection.
+    func run(_ language: Execd_V1_Language, _ code: String, stdin: String = "", limits: (inout Execd_V1_Limits) -> Void = { _ in }) async throws -> Execd_V1_RunResult {
+        var request = Execd_V1_RunRequest()
+        request.language = language
+        request.code = Data(code.utf8)
+        request.stdin = Data(stdin.utf8)
+        limits(&request.limits)
+        let client = try await client()
+        defer { Task { await client.close() } }
+        return try await client.run(request)
+    }
+
+    /// Processes on the host whose uid belongs to this daemon's sandboxes.
+    func leftoverProcesses() -> [String] {
+        let range = hostIDBase..<(hostIDBase + 1000)
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.compactMap { entry -> String? in
+            guard Int(entry) != nil,
+                  let status = try? String(contentsOfFile: "/proc/\(entry)/status", encoding: .utf8),
+                  let uidLine = status.split(separator: "\n").first(where: { $0.hasPrefix("Uid:") }),
+                  let uid = uidLine.split(whereSeparator: { $0 == "\t" || $0 == " " }).dropFirst().first.flatMap({ UInt32($0) }),
+                  range.contains(uid)
+            else { return nil }
+            return "pid \(entry) uid \(uid)"
+        }
+    }
+
+    /// Run cgroups of this daemon still present (in any hierarchy).
+    func leftoverCgroups() -> [String] {
+        let roots = ["/sys/fs/cgroup/pids", "/sys/fs/cgroup/cpu", "/sys/fs/cgroup/cpuacct"]
+        var found: [String] = []
+        for root in roots {
+            let dir = "\(root)/\(cgroupSubtree)"
+            let children = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
+            var isDir: ObjCBool = false
+            for child in children where FileManager.default.fileExists(atPath: "\(dir)/\(child)", isDirectory: &isDir) && isDir.boolValue {
+                found.append("\(dir)/\(child)")
+            }
+        }
+        return found
+    }
+}
+
+extension Execd_V1_RunResult {
+    var out: String { String(decoding: stdout, as: UTF8.self) }
+    var err: String { String(decoding: stderr, as: UTF8.self) }
+}
