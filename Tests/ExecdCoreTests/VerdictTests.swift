@@ -1,0 +1,108 @@
+import ExecProtocol
+import SandboxOS
+import Testing
+
+@testable import ExecdCore
+
+/// The verdict rules, on made-up outcomes (logic only; the end-to-end tests produce real ones).
+struct VerdictTests {
+    func outcome(status: Int32? = nil, killed: KillReason? = nil, wall: Duration = .milliseconds(10)) -> MonitorOutcome {
+        var o = MonitorOutcome()
+        o.programStatus = status
+        o.killedFor = killed
+        o.wallTime = wall
+        o.reaperExit = .exited(0)
+        return o
+    }
+
+    func decide(_ o: MonitorOutcome, cpu: Duration = .milliseconds(5), oom: Int = 0) -> Verdict {
+        Verdict.decide(o, cpuTime: cpu, cpuLimit: .seconds(1), wallLimit: .seconds(3), oomKills: oom)
+    }
+
+    @Test func exitCodes() {
+        #expect(decide(outcome(status: 0)).status == .ok)
+        let failed = decide(outcome(status: 3 << 8))
+        #expect(failed.status == .runtimeError && failed.exitCode == 3)
+    }
+
+    @Test func signalsAreSignaledExceptTheCPURlimit() {
+        let segv = decide(outcome(status: 11))
+        #expect(segv.status == .signaled && segv.signal == 11)
+        let xcpu = decide(outcome(status: 24))
+        #expect(xcpu.status == .timeLimit && xcpu.timeLimitKind == .cpu)
+    }
+
+    @Test func limitsEnforcedByExecdWinOverHowTheProgramEnded() {
+        #expect(decide(outcome(status: 9, killed: .outputLimit)).status == .outputLimit)
+        #expect(decide(outcome(status: 9, killed: .cpuTime)).timeLimitKind == .cpu)
+        #expect(decide(outcome(status: 9, killed: .wallTime)).timeLimitKind == .wall)
+        #expect(decide(outcome(killed: .memory)).status == .memoryLimit)
+    }
+
+    @Test func memoryLimitComesOnlyFromTheOOMEvent() {
+        #expect(decide(outcome(status: 9)).status == .signaled)  // a SIGKILL alone is not an OOM
+        #expect(decide(outcome(status: 9), oom: 1).status == .memoryLimit)
+    }
+
+    @Test func overrunsFoundAfterTheFactStillCount() {
+        #expect(decide(outcome(status: 0), cpu: .milliseconds(1001)).status == .timeLimit)
+        #expect(decide(outcome(status: 0, wall: .seconds(4))).timeLimitKind == .wall)
+    }
+
+    @Test func ourFailuresAreInternalErrors() {
+        var o = outcome(status: 127 << 8)
+        o.setupError = ChildSetupError(rawStage: ChildStage.exec.rawValue, errno: 2)
+        let v = decide(o)
+        #expect(v.status == .internalError && v.internalError.contains("executing the interpreter"))
+        #expect(decide(outcome()).status == .internalError)  // no status reported at all
+    }
+}
+
+struct RunLimitsTests {
+    @Test func zeroMeansDefault() throws {
+        #expect(try RunLimits.resolve(Execd_V1_Limits(), defaults: .defaults, maxima: .maxima) == .defaults)
+    }
+
+    @Test func cpuLimitSetsTheWallLimit() throws {
+        var w = Execd_V1_Limits()
+        w.cpuTimeMs = 500
+        let r = try RunLimits.resolve(w, defaults: .defaults, maxima: .maxima)
+        #expect(r.cpuTime == .milliseconds(500) && r.wallTime == .seconds(2))
+        w.wallTimeMs = 700
+        #expect(try RunLimits.resolve(w, defaults: .defaults, maxima: .maxima).wallTime == .milliseconds(700))
+    }
+
+    @Test func aboveTheMaximumIsRefusedByName() {
+        var w = Execd_V1_Limits()
+        w.memoryBytes = 1 << 40
+        #expect { try RunLimits.resolve(w, defaults: .defaults, maxima: .maxima) } throws: {
+            "\($0)".contains("limits.memory_bytes") && "\($0)".contains("maximum")
+        }
+        var few = Execd_V1_Limits()
+        few.maxProcesses = 2
+        #expect { try RunLimits.resolve(few, defaults: .defaults, maxima: .maxima) } throws: { "\($0)".contains("max_processes") }
+    }
+}
+
+struct AdmissionGateTests {
+    @Test func refusesWhenTheQueueIsFullAndHandsSlotsOn() async throws {
+        let gate = AdmissionGate(capacity: 1, queueLimit: 1)
+        try await gate.acquire()
+        let waiter = Task { try await gate.acquire() }
+        while await gate.queued == 0 { await Task.yield() }
+        await #expect(throws: AdmissionGate.Refusal.self) { try await gate.acquire() }
+        await gate.release()
+        try await waiter.value  // got the slot
+        #expect(await gate.running == 1)
+        await gate.release()
+        #expect(await gate.running == 0)
+    }
+
+    @Test func deadlineExpiresAWaiter() async throws {
+        let gate = AdmissionGate(capacity: 1, queueLimit: 4)
+        try await gate.acquire()
+        await #expect(throws: AdmissionGate.Refusal.self) {
+            try await gate.acquire(deadline: .now + .milliseconds(50))
+        }
+    }
+}
