@@ -46,6 +46,8 @@ struct Execd: AsyncParsableCommand {
             return handler
         }
         let logger = Logger(label: "execd")
+        // A sandbox that exits without reading its stdin must not take the daemon down with SIGPIPE.
+        signal(SIGPIPE, SIG_IGN)
         guard geteuid() == 0 else {
             throw ValidationError("execd must run as root (it creates namespaces, cgroups and id maps)")
         }
