@@ -173,6 +173,9 @@ public nonisolated struct Execd_V1_Comparison: Sendable {
   /// text: compare whitespace-separated tokens (numbers with the tolerances)
   public var tokens: Bool = false
 
+  /// like unordered, at every nesting level (e.g. groups of anagrams)
+  public var unorderedNested: Bool = false
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -427,7 +430,7 @@ nonisolated extension Execd_V1_Verdict: SwiftProtobuf._ProtoNameProviding {
 
 nonisolated extension Execd_V1_Comparison: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Comparison"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}abs_tol\0\u{3}rel_tol\0\u{1}unordered\0\u{3}case_insensitive\0\u{3}strict_trailing_spaces\0\u{3}strict_final_newline\0\u{3}strict_line_endings\0\u{1}tokens\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}abs_tol\0\u{3}rel_tol\0\u{1}unordered\0\u{3}case_insensitive\0\u{3}strict_trailing_spaces\0\u{3}strict_final_newline\0\u{3}strict_line_endings\0\u{1}tokens\0\u{3}unordered_nested\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -443,6 +446,7 @@ nonisolated extension Execd_V1_Comparison: SwiftProtobuf.Message, SwiftProtobuf.
       case 6: try { try decoder.decodeSingularBoolField(value: &self.strictFinalNewline) }()
       case 7: try { try decoder.decodeSingularBoolField(value: &self.strictLineEndings) }()
       case 8: try { try decoder.decodeSingularBoolField(value: &self.tokens) }()
+      case 9: try { try decoder.decodeSingularBoolField(value: &self.unorderedNested) }()
       default: break
       }
     }
@@ -473,6 +477,9 @@ nonisolated extension Execd_V1_Comparison: SwiftProtobuf.Message, SwiftProtobuf.
     if self.tokens != false {
       try visitor.visitSingularBoolField(value: self.tokens, fieldNumber: 8)
     }
+    if self.unorderedNested != false {
+      try visitor.visitSingularBoolField(value: self.unorderedNested, fieldNumber: 9)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -485,6 +492,7 @@ nonisolated extension Execd_V1_Comparison: SwiftProtobuf.Message, SwiftProtobuf.
     if lhs.strictFinalNewline != rhs.strictFinalNewline {return false}
     if lhs.strictLineEndings != rhs.strictLineEndings {return false}
     if lhs.tokens != rhs.tokens {return false}
+    if lhs.unorderedNested != rhs.unorderedNested {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
