@@ -318,6 +318,18 @@
     return vm.runInThisContext(code, { filename });
   }
 
+  // Test code runs as a script in the submission's scope. When both declare the same top-level
+  // let/const (typically `const assert = require('assert')`), run the test code in a function scope
+  // instead and publish its `check`.
+  function runTestCode(code) {
+    try {
+      return runIn(code, TESTS);
+    } catch (e) {
+      if (!(e instanceof SyntaxError) || !/has already been declared/.test(String(e.message))) throw e;
+      return runIn('(function () {' + code + '\n;if (typeof check === "function") globalThis.check = check;\n})()', TESTS);
+    }
+  }
+
   async function runTest(i, t, getTarget, implicit) {
     const rec = { ev: 'end', i, status: 'ok' };
     cap = { out: [], outLen: 0, err: [], errLen: 0, over: false };
@@ -338,7 +350,7 @@
         let snippet = t.code || '';
         if (implicit) {
           const before = lookup('check');
-          runIn(config.test_code || '', TESTS);
+          runTestCode(config.test_code || '');
           const after = lookup('check');
           if (typeof after === 'function' && after !== before && !/^\s*check\s*\(/m.test(config.test_code || '')) {
             snippet = 'check(candidate)';
@@ -401,7 +413,7 @@
       if (config.test_code && !config.implicit) {
         cap = { out: [], outLen: 0, err: [], errLen: 0, over: false };
         try {
-          runIn(config.test_code, TESTS);
+          runTestCode(config.test_code);
         } catch (e) {
           cap = null;
           emit({ ev: 'spec_error', message: 'test_code raised while loading:\n' + describe(e).traceback });

@@ -6,6 +6,10 @@
 # and the trusted side (Swift) compares. Protocol and value encoding: docs/harness.md.
 import sys
 
+# The runner's functions resolve builtins through this private copy, so a submission that monkeypatches
+# the builtins module (isinstance, len, ...) cannot change how results are encoded or framed.
+__builtins__ = dict(__import__("builtins").__dict__)
+
 
 def _judge():
     import base64, builtins, errno, fcntl, io, json, linecache, math, os, resource, secrets, time
@@ -231,8 +235,9 @@ def _judge():
                                 (1, out_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC),
                                 (2, err_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)):
             nfd = os.open(path, flags, 0o600)
-            os.dup2(nfd, fd)
-            os.close(nfd)
+            if nfd != fd:  # fd itself may be free (the submission closed it): then nfd is already it
+                os.dup2(nfd, fd)
+                os.close(nfd)
         out, err = Capped(1, out_cap), Capped(2, err_cap * 16)
         sys.stdin = io.TextIOWrapper(io.BufferedReader(io.FileIO(0, "rb", closefd=False)), encoding="utf-8")
         sys.stdout = io.TextIOWrapper(io.BufferedWriter(out), encoding="utf-8", errors="backslashreplace")
