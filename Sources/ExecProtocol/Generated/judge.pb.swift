@@ -8,8 +8,16 @@
 // For information on using the generated types, please see the documentation:
 //   https://github.com/apple/swift-protobuf/
 
-/// Judge messages (test-case harness). Placeholder: fleshed out by the harness issue.
+/// Judge messages (test-case harness). See docs/harness.md for the semantics of every field.
+///
+/// judge.proto cannot import execd.proto (execd.proto imports this file), so the language travels as the
+/// numeric value of execd.v1.Language and the judge has its own small set of limits.
 
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 import SwiftProtobuf
 
 // If the compiler emits an error on this type, it is because this file
@@ -22,10 +30,341 @@ fileprivate nonisolated struct _GeneratedWithProtocGenSwiftVersion: SwiftProtobu
   typealias Version = _2
 }
 
-public nonisolated struct Execd_V1_JudgeRequest: Sendable {
+public nonisolated enum Execd_V1_TestKind: SwiftProtobuf.Enum, Swift.CaseIterable {
+  public typealias RawValue = Int
+  case unspecified // = 0
+
+  /// call `entry` (function, or class for design problems) with JSON arguments
+  case function // = 1
+
+  /// feed stdin, compare stdout
+  case stdio // = 2
+
+  /// run assertion code (`test_code`, then each test's `code`) after the submission
+  case script // = 3
+  case UNRECOGNIZED(Int)
+
+  public init() {
+    self = .unspecified
+  }
+
+  public init?(rawValue: Int) {
+    switch rawValue {
+    case 0: self = .unspecified
+    case 1: self = .function
+    case 2: self = .stdio
+    case 3: self = .script
+    default: self = .UNRECOGNIZED(rawValue)
+    }
+  }
+
+  public var rawValue: Int {
+    switch self {
+    case .unspecified: return 0
+    case .function: return 1
+    case .stdio: return 2
+    case .script: return 3
+    case .UNRECOGNIZED(let i): return i
+    }
+  }
+
+  // The compiler won't synthesize support with the UNRECOGNIZED case.
+  public static let allCases: [Execd_V1_TestKind] = [
+    .unspecified,
+    .function,
+    .stdio,
+    .script,
+  ]
+
+}
+
+public nonisolated enum Execd_V1_Verdict: SwiftProtobuf.Enum, Swift.CaseIterable {
+  public typealias RawValue = Int
+  case unspecified // = 0
+  case accepted // = 1
+  case wrongAnswer // = 2
+  case timeLimit // = 3
+  case memoryLimit // = 4
+  case runtimeError // = 5
+  case outputLimit // = 6
+  case compileError // = 7
+
+  /// per test only: fail-fast, or the run could not continue
+  case notRun // = 8
+  case UNRECOGNIZED(Int)
+
+  public init() {
+    self = .unspecified
+  }
+
+  public init?(rawValue: Int) {
+    switch rawValue {
+    case 0: self = .unspecified
+    case 1: self = .accepted
+    case 2: self = .wrongAnswer
+    case 3: self = .timeLimit
+    case 4: self = .memoryLimit
+    case 5: self = .runtimeError
+    case 6: self = .outputLimit
+    case 7: self = .compileError
+    case 8: self = .notRun
+    default: self = .UNRECOGNIZED(rawValue)
+    }
+  }
+
+  public var rawValue: Int {
+    switch self {
+    case .unspecified: return 0
+    case .accepted: return 1
+    case .wrongAnswer: return 2
+    case .timeLimit: return 3
+    case .memoryLimit: return 4
+    case .runtimeError: return 5
+    case .outputLimit: return 6
+    case .compileError: return 7
+    case .notRun: return 8
+    case .UNRECOGNIZED(let i): return i
+    }
+  }
+
+  // The compiler won't synthesize support with the UNRECOGNIZED case.
+  public static let allCases: [Execd_V1_Verdict] = [
+    .unspecified,
+    .accepted,
+    .wrongAnswer,
+    .timeLimit,
+    .memoryLimit,
+    .runtimeError,
+    .outputLimit,
+    .compileError,
+    .notRun,
+  ]
+
+}
+
+/// How actual and expected are compared (trusted side). All-false/zero is the default: exact values,
+/// and for text: CRLF = LF, trailing spaces and trailing newlines ignored, case-sensitive.
+public nonisolated struct Execd_V1_Comparison: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
+
+  /// floats equal when |a-b| <= abs_tol ...
+  public var absTol: Double = 0
+
+  /// ... or |a-b| <= rel_tol * max(|a|,|b|)
+  public var relTol: Double = 0
+
+  /// top-level lists (and sets) compared as multisets
+  public var unordered: Bool = false
+
+  /// strings and text compared case-insensitively
+  public var caseInsensitive: Bool = false
+
+  /// text: trailing spaces/tabs on a line matter
+  public var strictTrailingSpaces: Bool = false
+
+  /// text: trailing newlines matter
+  public var strictFinalNewline: Bool = false
+
+  /// text: CRLF differs from LF
+  public var strictLineEndings: Bool = false
+
+  /// text: compare whitespace-separated tokens (numbers with the tolerances)
+  public var tokens: Bool = false
+
+  /// like unordered, at every nesting level (e.g. groups of anagrams)
+  public var unorderedNested: Bool = false
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Execd_V1_TestCase: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var name: String = String()
+
+  /// function: JSON array of arguments; design: [[names...], [[args]...]]
+  public var argsJson: String = String()
+
+  /// stdio
+  public var stdin: Data = Data()
+
+  /// function: expected value (tagged JSON, see docs/harness.md)
+  public var expectedJson: String = String()
+
+  /// stdio
+  public var expectedStdout: Data = Data()
+
+  /// script: assertion snippet; empty = "check(candidate)" or test_code alone
+  public var code: String = String()
+
+  /// report pass/fail and timing only
+  public var hidden: Bool = false
+
+  /// default 1
+  public var weight: Double {
+    get {_weight ?? 0}
+    set {_weight = newValue}
+  }
+  /// Returns true if `weight` has been explicitly set.
+  public var hasWeight: Bool {self._weight != nil}
+  /// Clears the value of `weight`. Subsequent reads from it will return its default value.
+  public mutating func clearWeight() {self._weight = nil}
+
+  /// 0 = the request's time_limit_ms
+  public var timeLimitMs: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _weight: Double? = nil
+}
+
+public nonisolated struct Execd_V1_JudgeRequest: @unchecked Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// an execd.v1.Language value
+  public var language: UInt32 {
+    get {_storage._language}
+    set {_uniqueStorage()._language = newValue}
+  }
+
+  /// the student's source
+  public var submission: Data {
+    get {_storage._submission}
+    set {_uniqueStorage()._submission = newValue}
+  }
+
+  public var kind: Execd_V1_TestKind {
+    get {_storage._kind}
+    set {_uniqueStorage()._kind = newValue}
+  }
+
+  /// function/class name; "Class.method" or a method of `Solution` also work
+  public var entry: String {
+    get {_storage._entry}
+    set {_uniqueStorage()._entry = newValue}
+  }
+
+  public var compare: Execd_V1_Comparison {
+    get {_storage._compare ?? Execd_V1_Comparison()}
+    set {_uniqueStorage()._compare = newValue}
+  }
+  /// Returns true if `compare` has been explicitly set.
+  public var hasCompare: Bool {_storage._compare != nil}
+  /// Clears the value of `compare`. Subsequent reads from it will return its default value.
+  public mutating func clearCompare() {_uniqueStorage()._compare = nil}
+
+  public var tests: [Execd_V1_TestCase] {
+    get {_storage._tests}
+    set {_uniqueStorage()._tests = newValue}
+  }
+
+  /// script: run once after the submission (defines e.g. check(candidate))
+  public var testCode: String {
+    get {_storage._testCode}
+    set {_uniqueStorage()._testCode = newValue}
+  }
+
+  /// default per-test wall limit; 0 = 3000
+  public var timeLimitMs: UInt64 {
+    get {_storage._timeLimitMs}
+    set {_uniqueStorage()._timeLimitMs = newValue}
+  }
+
+  /// overall wall limit across all runs; 0 = sum of test limits + 10 s
+  public var totalTimeLimitMs: UInt64 {
+    get {_storage._totalTimeLimitMs}
+    set {_uniqueStorage()._totalTimeLimitMs = newValue}
+  }
+
+  /// per run; 0 = the server's default
+  public var memoryBytes: UInt64 {
+    get {_storage._memoryBytes}
+    set {_uniqueStorage()._memoryBytes = newValue}
+  }
+
+  /// per test stdout; 0 = 8 MiB
+  public var outputBytes: UInt64 {
+    get {_storage._outputBytes}
+    set {_uniqueStorage()._outputBytes = newValue}
+  }
+
+  /// stop at the first failing test; the rest are NOT_RUN
+  public var failFast: Bool {
+    get {_storage._failFast}
+    set {_uniqueStorage()._failFast = newValue}
+  }
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _storage = _StorageClass.defaultInstance
+}
+
+public nonisolated struct Execd_V1_TestResult: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var name: String = String()
+
+  public var status: Execd_V1_Verdict = .unspecified
+
+  public var timeUs: UInt64 = 0
+
+  public var hidden: Bool = false
+
+  public var weight: Double = 0
+
+  /// visible function tests only
+  public var actualJson: String = String()
+
+  /// visible function tests only
+  public var expectedJson: String = String()
+
+  /// visible tests only (stdio: the actual output)
+  public var stdout: Data = Data()
+
+  /// visible tests only
+  public var stderr: Data = Data()
+
+  /// visible stdio tests only
+  public var expectedStdout: Data = Data()
+
+  /// visible tests: traceback, first difference, ...; hidden: a generic reason
+  public var message: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Execd_V1_CompileError: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// 1-based; 0 when unknown
+  public var line: UInt32 = 0
+
+  /// 1-based; 0 when unknown
+  public var column: UInt32 = 0
+
+  /// e.g. "invalid syntax", "entry point 'two_sum' is not defined"
+  public var message: String = String()
+
+  /// the formatted error as the interpreter prints it (student frames only)
+  public var details: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -37,29 +376,469 @@ public nonisolated struct Execd_V1_JudgeResult: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
+  /// ACCEPTED iff every test passed; else the first failing test's verdict
+  public var verdict: Execd_V1_Verdict = .unspecified
+
+  public var passed: UInt32 = 0
+
+  public var total: UInt32 = 0
+
+  /// sum of weights of passed tests
+  public var score: Double = 0
+
+  /// sum of all weights
+  public var maxScore: Double = 0
+
+  public var tests: [Execd_V1_TestResult] = []
+
+  /// set iff verdict is COMPILE_ERROR
+  public var compileError: Execd_V1_CompileError {
+    get {_compileError ?? Execd_V1_CompileError()}
+    set {_compileError = newValue}
+  }
+  /// Returns true if `compileError` has been explicitly set.
+  public var hasCompileError: Bool {self._compileError != nil}
+  /// Clears the value of `compileError`. Subsequent reads from it will return its default value.
+  public mutating func clearCompileError() {self._compileError = nil}
+
+  public var wallTimeUs: UInt64 = 0
+
+  /// sandboxed runs used (1 + restarts after crashes/time limits)
+  public var runs: UInt32 = 0
+
+  /// whole-submission remark, e.g. an exception while loading the module
+  public var message: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
+
+  fileprivate var _compileError: Execd_V1_CompileError? = nil
 }
 
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "execd.v1"
 
-nonisolated extension Execd_V1_JudgeRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  public static let protoMessageName: String = _protobuf_package + ".JudgeRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap()
+nonisolated extension Execd_V1_TestKind: SwiftProtobuf._ProtoNameProviding {
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0TEST_KIND_UNSPECIFIED\0\u{1}TEST_KIND_FUNCTION\0\u{1}TEST_KIND_STDIO\0\u{1}TEST_KIND_SCRIPT\0")
+}
+
+nonisolated extension Execd_V1_Verdict: SwiftProtobuf._ProtoNameProviding {
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0VERDICT_UNSPECIFIED\0\u{1}VERDICT_ACCEPTED\0\u{1}VERDICT_WRONG_ANSWER\0\u{1}VERDICT_TIME_LIMIT\0\u{1}VERDICT_MEMORY_LIMIT\0\u{1}VERDICT_RUNTIME_ERROR\0\u{1}VERDICT_OUTPUT_LIMIT\0\u{1}VERDICT_COMPILE_ERROR\0\u{1}VERDICT_NOT_RUN\0")
+}
+
+nonisolated extension Execd_V1_Comparison: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".Comparison"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}abs_tol\0\u{3}rel_tol\0\u{1}unordered\0\u{3}case_insensitive\0\u{3}strict_trailing_spaces\0\u{3}strict_final_newline\0\u{3}strict_line_endings\0\u{1}tokens\0\u{3}unordered_nested\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    // Load everything into unknown fields
-    while try decoder.nextFieldNumber() != nil {}
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularDoubleField(value: &self.absTol) }()
+      case 2: try { try decoder.decodeSingularDoubleField(value: &self.relTol) }()
+      case 3: try { try decoder.decodeSingularBoolField(value: &self.unordered) }()
+      case 4: try { try decoder.decodeSingularBoolField(value: &self.caseInsensitive) }()
+      case 5: try { try decoder.decodeSingularBoolField(value: &self.strictTrailingSpaces) }()
+      case 6: try { try decoder.decodeSingularBoolField(value: &self.strictFinalNewline) }()
+      case 7: try { try decoder.decodeSingularBoolField(value: &self.strictLineEndings) }()
+      case 8: try { try decoder.decodeSingularBoolField(value: &self.tokens) }()
+      case 9: try { try decoder.decodeSingularBoolField(value: &self.unorderedNested) }()
+      default: break
+      }
+    }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.absTol.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.absTol, fieldNumber: 1)
+    }
+    if self.relTol.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.relTol, fieldNumber: 2)
+    }
+    if self.unordered != false {
+      try visitor.visitSingularBoolField(value: self.unordered, fieldNumber: 3)
+    }
+    if self.caseInsensitive != false {
+      try visitor.visitSingularBoolField(value: self.caseInsensitive, fieldNumber: 4)
+    }
+    if self.strictTrailingSpaces != false {
+      try visitor.visitSingularBoolField(value: self.strictTrailingSpaces, fieldNumber: 5)
+    }
+    if self.strictFinalNewline != false {
+      try visitor.visitSingularBoolField(value: self.strictFinalNewline, fieldNumber: 6)
+    }
+    if self.strictLineEndings != false {
+      try visitor.visitSingularBoolField(value: self.strictLineEndings, fieldNumber: 7)
+    }
+    if self.tokens != false {
+      try visitor.visitSingularBoolField(value: self.tokens, fieldNumber: 8)
+    }
+    if self.unorderedNested != false {
+      try visitor.visitSingularBoolField(value: self.unorderedNested, fieldNumber: 9)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Execd_V1_Comparison, rhs: Execd_V1_Comparison) -> Bool {
+    if lhs.absTol != rhs.absTol {return false}
+    if lhs.relTol != rhs.relTol {return false}
+    if lhs.unordered != rhs.unordered {return false}
+    if lhs.caseInsensitive != rhs.caseInsensitive {return false}
+    if lhs.strictTrailingSpaces != rhs.strictTrailingSpaces {return false}
+    if lhs.strictFinalNewline != rhs.strictFinalNewline {return false}
+    if lhs.strictLineEndings != rhs.strictLineEndings {return false}
+    if lhs.tokens != rhs.tokens {return false}
+    if lhs.unorderedNested != rhs.unorderedNested {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Execd_V1_TestCase: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".TestCase"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{3}args_json\0\u{1}stdin\0\u{3}expected_json\0\u{3}expected_stdout\0\u{1}code\0\u{1}hidden\0\u{1}weight\0\u{3}time_limit_ms\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.argsJson) }()
+      case 3: try { try decoder.decodeSingularBytesField(value: &self.stdin) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.expectedJson) }()
+      case 5: try { try decoder.decodeSingularBytesField(value: &self.expectedStdout) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.code) }()
+      case 7: try { try decoder.decodeSingularBoolField(value: &self.hidden) }()
+      case 8: try { try decoder.decodeSingularDoubleField(value: &self._weight) }()
+      case 9: try { try decoder.decodeSingularUInt64Field(value: &self.timeLimitMs) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 1)
+    }
+    if !self.argsJson.isEmpty {
+      try visitor.visitSingularStringField(value: self.argsJson, fieldNumber: 2)
+    }
+    if !self.stdin.isEmpty {
+      try visitor.visitSingularBytesField(value: self.stdin, fieldNumber: 3)
+    }
+    if !self.expectedJson.isEmpty {
+      try visitor.visitSingularStringField(value: self.expectedJson, fieldNumber: 4)
+    }
+    if !self.expectedStdout.isEmpty {
+      try visitor.visitSingularBytesField(value: self.expectedStdout, fieldNumber: 5)
+    }
+    if !self.code.isEmpty {
+      try visitor.visitSingularStringField(value: self.code, fieldNumber: 6)
+    }
+    if self.hidden != false {
+      try visitor.visitSingularBoolField(value: self.hidden, fieldNumber: 7)
+    }
+    try { if let v = self._weight {
+      try visitor.visitSingularDoubleField(value: v, fieldNumber: 8)
+    } }()
+    if self.timeLimitMs != 0 {
+      try visitor.visitSingularUInt64Field(value: self.timeLimitMs, fieldNumber: 9)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Execd_V1_TestCase, rhs: Execd_V1_TestCase) -> Bool {
+    if lhs.name != rhs.name {return false}
+    if lhs.argsJson != rhs.argsJson {return false}
+    if lhs.stdin != rhs.stdin {return false}
+    if lhs.expectedJson != rhs.expectedJson {return false}
+    if lhs.expectedStdout != rhs.expectedStdout {return false}
+    if lhs.code != rhs.code {return false}
+    if lhs.hidden != rhs.hidden {return false}
+    if lhs._weight != rhs._weight {return false}
+    if lhs.timeLimitMs != rhs.timeLimitMs {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Execd_V1_JudgeRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".JudgeRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}language\0\u{1}submission\0\u{1}kind\0\u{1}entry\0\u{1}compare\0\u{1}tests\0\u{3}test_code\0\u{3}time_limit_ms\0\u{3}total_time_limit_ms\0\u{3}memory_bytes\0\u{3}output_bytes\0\u{3}fail_fast\0")
+
+  fileprivate class _StorageClass {
+    var _language: UInt32 = 0
+    var _submission: Data = Data()
+    var _kind: Execd_V1_TestKind = .unspecified
+    var _entry: String = String()
+    var _compare: Execd_V1_Comparison? = nil
+    var _tests: [Execd_V1_TestCase] = []
+    var _testCode: String = String()
+    var _timeLimitMs: UInt64 = 0
+    var _totalTimeLimitMs: UInt64 = 0
+    var _memoryBytes: UInt64 = 0
+    var _outputBytes: UInt64 = 0
+    var _failFast: Bool = false
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _language = source._language
+      _submission = source._submission
+      _kind = source._kind
+      _entry = source._entry
+      _compare = source._compare
+      _tests = source._tests
+      _testCode = source._testCode
+      _timeLimitMs = source._timeLimitMs
+      _totalTimeLimitMs = source._totalTimeLimitMs
+      _memoryBytes = source._memoryBytes
+      _outputBytes = source._outputBytes
+      _failFast = source._failFast
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularUInt32Field(value: &_storage._language) }()
+        case 2: try { try decoder.decodeSingularBytesField(value: &_storage._submission) }()
+        case 3: try { try decoder.decodeSingularEnumField(value: &_storage._kind) }()
+        case 4: try { try decoder.decodeSingularStringField(value: &_storage._entry) }()
+        case 5: try { try decoder.decodeSingularMessageField(value: &_storage._compare) }()
+        case 6: try { try decoder.decodeRepeatedMessageField(value: &_storage._tests) }()
+        case 7: try { try decoder.decodeSingularStringField(value: &_storage._testCode) }()
+        case 8: try { try decoder.decodeSingularUInt64Field(value: &_storage._timeLimitMs) }()
+        case 9: try { try decoder.decodeSingularUInt64Field(value: &_storage._totalTimeLimitMs) }()
+        case 10: try { try decoder.decodeSingularUInt64Field(value: &_storage._memoryBytes) }()
+        case 11: try { try decoder.decodeSingularUInt64Field(value: &_storage._outputBytes) }()
+        case 12: try { try decoder.decodeSingularBoolField(value: &_storage._failFast) }()
+        default: break
+        }
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
+      if _storage._language != 0 {
+        try visitor.visitSingularUInt32Field(value: _storage._language, fieldNumber: 1)
+      }
+      if !_storage._submission.isEmpty {
+        try visitor.visitSingularBytesField(value: _storage._submission, fieldNumber: 2)
+      }
+      if _storage._kind != .unspecified {
+        try visitor.visitSingularEnumField(value: _storage._kind, fieldNumber: 3)
+      }
+      if !_storage._entry.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._entry, fieldNumber: 4)
+      }
+      try { if let v = _storage._compare {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
+      } }()
+      if !_storage._tests.isEmpty {
+        try visitor.visitRepeatedMessageField(value: _storage._tests, fieldNumber: 6)
+      }
+      if !_storage._testCode.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._testCode, fieldNumber: 7)
+      }
+      if _storage._timeLimitMs != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._timeLimitMs, fieldNumber: 8)
+      }
+      if _storage._totalTimeLimitMs != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._totalTimeLimitMs, fieldNumber: 9)
+      }
+      if _storage._memoryBytes != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._memoryBytes, fieldNumber: 10)
+      }
+      if _storage._outputBytes != 0 {
+        try visitor.visitSingularUInt64Field(value: _storage._outputBytes, fieldNumber: 11)
+      }
+      if _storage._failFast != false {
+        try visitor.visitSingularBoolField(value: _storage._failFast, fieldNumber: 12)
+      }
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Execd_V1_JudgeRequest, rhs: Execd_V1_JudgeRequest) -> Bool {
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._language != rhs_storage._language {return false}
+        if _storage._submission != rhs_storage._submission {return false}
+        if _storage._kind != rhs_storage._kind {return false}
+        if _storage._entry != rhs_storage._entry {return false}
+        if _storage._compare != rhs_storage._compare {return false}
+        if _storage._tests != rhs_storage._tests {return false}
+        if _storage._testCode != rhs_storage._testCode {return false}
+        if _storage._timeLimitMs != rhs_storage._timeLimitMs {return false}
+        if _storage._totalTimeLimitMs != rhs_storage._totalTimeLimitMs {return false}
+        if _storage._memoryBytes != rhs_storage._memoryBytes {return false}
+        if _storage._outputBytes != rhs_storage._outputBytes {return false}
+        if _storage._failFast != rhs_storage._failFast {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Execd_V1_TestResult: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".TestResult"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}status\0\u{3}time_us\0\u{1}hidden\0\u{1}weight\0\u{3}actual_json\0\u{3}expected_json\0\u{1}stdout\0\u{1}stderr\0\u{3}expected_stdout\0\u{1}message\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 2: try { try decoder.decodeSingularEnumField(value: &self.status) }()
+      case 3: try { try decoder.decodeSingularUInt64Field(value: &self.timeUs) }()
+      case 4: try { try decoder.decodeSingularBoolField(value: &self.hidden) }()
+      case 5: try { try decoder.decodeSingularDoubleField(value: &self.weight) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.actualJson) }()
+      case 7: try { try decoder.decodeSingularStringField(value: &self.expectedJson) }()
+      case 8: try { try decoder.decodeSingularBytesField(value: &self.stdout) }()
+      case 9: try { try decoder.decodeSingularBytesField(value: &self.stderr) }()
+      case 10: try { try decoder.decodeSingularBytesField(value: &self.expectedStdout) }()
+      case 11: try { try decoder.decodeSingularStringField(value: &self.message) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 1)
+    }
+    if self.status != .unspecified {
+      try visitor.visitSingularEnumField(value: self.status, fieldNumber: 2)
+    }
+    if self.timeUs != 0 {
+      try visitor.visitSingularUInt64Field(value: self.timeUs, fieldNumber: 3)
+    }
+    if self.hidden != false {
+      try visitor.visitSingularBoolField(value: self.hidden, fieldNumber: 4)
+    }
+    if self.weight.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.weight, fieldNumber: 5)
+    }
+    if !self.actualJson.isEmpty {
+      try visitor.visitSingularStringField(value: self.actualJson, fieldNumber: 6)
+    }
+    if !self.expectedJson.isEmpty {
+      try visitor.visitSingularStringField(value: self.expectedJson, fieldNumber: 7)
+    }
+    if !self.stdout.isEmpty {
+      try visitor.visitSingularBytesField(value: self.stdout, fieldNumber: 8)
+    }
+    if !self.stderr.isEmpty {
+      try visitor.visitSingularBytesField(value: self.stderr, fieldNumber: 9)
+    }
+    if !self.expectedStdout.isEmpty {
+      try visitor.visitSingularBytesField(value: self.expectedStdout, fieldNumber: 10)
+    }
+    if !self.message.isEmpty {
+      try visitor.visitSingularStringField(value: self.message, fieldNumber: 11)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Execd_V1_TestResult, rhs: Execd_V1_TestResult) -> Bool {
+    if lhs.name != rhs.name {return false}
+    if lhs.status != rhs.status {return false}
+    if lhs.timeUs != rhs.timeUs {return false}
+    if lhs.hidden != rhs.hidden {return false}
+    if lhs.weight != rhs.weight {return false}
+    if lhs.actualJson != rhs.actualJson {return false}
+    if lhs.expectedJson != rhs.expectedJson {return false}
+    if lhs.stdout != rhs.stdout {return false}
+    if lhs.stderr != rhs.stderr {return false}
+    if lhs.expectedStdout != rhs.expectedStdout {return false}
+    if lhs.message != rhs.message {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Execd_V1_CompileError: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".CompileError"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}line\0\u{1}column\0\u{1}message\0\u{1}details\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt32Field(value: &self.line) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.column) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.message) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.details) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.line != 0 {
+      try visitor.visitSingularUInt32Field(value: self.line, fieldNumber: 1)
+    }
+    if self.column != 0 {
+      try visitor.visitSingularUInt32Field(value: self.column, fieldNumber: 2)
+    }
+    if !self.message.isEmpty {
+      try visitor.visitSingularStringField(value: self.message, fieldNumber: 3)
+    }
+    if !self.details.isEmpty {
+      try visitor.visitSingularStringField(value: self.details, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Execd_V1_CompileError, rhs: Execd_V1_CompileError) -> Bool {
+    if lhs.line != rhs.line {return false}
+    if lhs.column != rhs.column {return false}
+    if lhs.message != rhs.message {return false}
+    if lhs.details != rhs.details {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -67,18 +846,78 @@ nonisolated extension Execd_V1_JudgeRequest: SwiftProtobuf.Message, SwiftProtobu
 
 nonisolated extension Execd_V1_JudgeResult: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".JudgeResult"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap()
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}verdict\0\u{1}passed\0\u{1}total\0\u{1}score\0\u{3}max_score\0\u{1}tests\0\u{3}compile_error\0\u{3}wall_time_us\0\u{1}runs\0\u{1}message\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    // Load everything into unknown fields
-    while try decoder.nextFieldNumber() != nil {}
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularEnumField(value: &self.verdict) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.passed) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.total) }()
+      case 4: try { try decoder.decodeSingularDoubleField(value: &self.score) }()
+      case 5: try { try decoder.decodeSingularDoubleField(value: &self.maxScore) }()
+      case 6: try { try decoder.decodeRepeatedMessageField(value: &self.tests) }()
+      case 7: try { try decoder.decodeSingularMessageField(value: &self._compileError) }()
+      case 8: try { try decoder.decodeSingularUInt64Field(value: &self.wallTimeUs) }()
+      case 9: try { try decoder.decodeSingularUInt32Field(value: &self.runs) }()
+      case 10: try { try decoder.decodeSingularStringField(value: &self.message) }()
+      default: break
+      }
+    }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if self.verdict != .unspecified {
+      try visitor.visitSingularEnumField(value: self.verdict, fieldNumber: 1)
+    }
+    if self.passed != 0 {
+      try visitor.visitSingularUInt32Field(value: self.passed, fieldNumber: 2)
+    }
+    if self.total != 0 {
+      try visitor.visitSingularUInt32Field(value: self.total, fieldNumber: 3)
+    }
+    if self.score.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.score, fieldNumber: 4)
+    }
+    if self.maxScore.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.maxScore, fieldNumber: 5)
+    }
+    if !self.tests.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.tests, fieldNumber: 6)
+    }
+    try { if let v = self._compileError {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 7)
+    } }()
+    if self.wallTimeUs != 0 {
+      try visitor.visitSingularUInt64Field(value: self.wallTimeUs, fieldNumber: 8)
+    }
+    if self.runs != 0 {
+      try visitor.visitSingularUInt32Field(value: self.runs, fieldNumber: 9)
+    }
+    if !self.message.isEmpty {
+      try visitor.visitSingularStringField(value: self.message, fieldNumber: 10)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Execd_V1_JudgeResult, rhs: Execd_V1_JudgeResult) -> Bool {
+    if lhs.verdict != rhs.verdict {return false}
+    if lhs.passed != rhs.passed {return false}
+    if lhs.total != rhs.total {return false}
+    if lhs.score != rhs.score {return false}
+    if lhs.maxScore != rhs.maxScore {return false}
+    if lhs.tests != rhs.tests {return false}
+    if lhs._compileError != rhs._compileError {return false}
+    if lhs.wallTimeUs != rhs.wallTimeUs {return false}
+    if lhs.runs != rhs.runs {return false}
+    if lhs.message != rhs.message {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

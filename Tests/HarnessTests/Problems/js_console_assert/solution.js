@@ -1,0 +1,1 @@
+function isPalindrome(s) { return s === s.split('').reverse().join(''); }

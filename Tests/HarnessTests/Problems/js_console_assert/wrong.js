@@ -1,0 +1,1 @@
+function isPalindrome(s) { return s.length % 2 === 1; }

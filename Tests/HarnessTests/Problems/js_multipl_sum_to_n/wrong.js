@@ -1,0 +1,3 @@
+function sum_to_n(n) {
+  return n * n;
+}

@@ -1,0 +1,3 @@
+const [a, b] = require('fs').readFileSync(0, 'utf8').trim().split(/\s+/).map(Number);
+if (a === 10) throw new Error('no tens');
+console.log(a + b);

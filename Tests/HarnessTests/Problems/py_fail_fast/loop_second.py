@@ -1,0 +1,3 @@
+def sq(x):
+    while x == 3: pass
+    return x * x

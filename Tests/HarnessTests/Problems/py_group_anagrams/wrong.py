@@ -1,0 +1,3 @@
+class Solution:
+    def groupAnagrams(self, strs):
+        return [[s] for s in strs]

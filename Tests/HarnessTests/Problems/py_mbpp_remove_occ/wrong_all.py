@@ -1,0 +1,2 @@
+def remove_Occ(s, ch):
+    return s.replace(ch, "", 1)

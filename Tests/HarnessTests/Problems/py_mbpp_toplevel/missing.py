@@ -1,0 +1,2 @@
+def similar(a, b):
+    return tuple(sorted(set(a) & set(b)))

@@ -1,0 +1,2 @@
+def similar_elements(a, b):
+    return sorted(set(a) & set(b))

@@ -1,0 +1,3 @@
+import math
+def mean(xs):
+    return math.fsum(xs) / len(xs) + 1e-9

@@ -1,0 +1,2 @@
+def build(n):
+    return build(n + 1)
