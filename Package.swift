@@ -81,7 +81,9 @@ let package = Package(
 
         .testTarget(name: "ExecProtocolTests", dependencies: ["ExecProtocol"]),
         .testTarget(name: "SandboxOSTests", dependencies: ["SandboxOS"]),
-        .testTarget(name: "ExecdCoreTests", dependencies: ["ExecdCore", "ExecProtocol"]),
-        .testTarget(name: "HarnessTests", dependencies: ["Harness", "ExecProtocol"]),
+        // The problem set (solutions with expected verdicts) and its loader, shared by two test targets.
+        .target(name: "ProblemSet", dependencies: ["Harness", "ExecProtocol"], path: "Tests/ProblemSet", exclude: ["Problems"]),
+        .testTarget(name: "ExecdCoreTests", dependencies: ["ExecdCore", "ExecProtocol", "Harness", "ProblemSet"]),
+        .testTarget(name: "HarnessTests", dependencies: ["Harness", "ExecProtocol", "ProblemSet"]),
     ]
 )

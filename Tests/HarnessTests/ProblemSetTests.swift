@@ -1,41 +1,8 @@
 import ExecProtocol
 import Foundation
 import Harness
+import ProblemSet
 import Testing
-
-/// One solution of one problem in Problems/, with what the judge must say about it.
-struct ProblemCase: CustomTestStringConvertible, Sendable {
-    var problem: String
-    var solution: String
-    var expectation: JSONValue
-    var testDescription: String { "\(problem)/\(solution)" }
-
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Problems")
-
-    /// Every solution of every problem; sandbox-only expectations (memory limits) are left out.
-    static func all(includeSandboxOnly: Bool = false) -> [ProblemCase] {
-        let fm = FileManager.default
-        let problems = (try? fm.contentsOfDirectory(atPath: root.path))?.sorted() ?? []
-        return problems.flatMap { p -> [ProblemCase] in
-            let dir = root.appendingPathComponent(p)
-            guard let data = try? Data(contentsOf: dir.appendingPathComponent("expectations.json")),
-                case .object(let members) = try? JSONParser.parse(data)
-            else { return [] }
-            return members.compactMap { m in
-                if m.value["sandbox_only"] == .bool(true), !includeSandboxOnly { return nil }
-                return ProblemCase(problem: p, solution: m.key, expectation: m.value)
-            }
-        }
-    }
-
-    func request() throws -> Execd_V1_JudgeRequest {
-        let dir = ProblemCase.root.appendingPathComponent(problem)
-        let spec = try Data(contentsOf: dir.appendingPathComponent("spec.json"))
-        let source = try Data(contentsOf: dir.appendingPathComponent(solution))
-        let lang: Execd_V1_Language = solution.hasSuffix(".py") ? .python : .javascript
-        return try TestSpecFile.request(spec: spec, submission: source, language: lang)
-    }
-}
 
 @Suite(.serialized)
 struct ProblemSetTests {
