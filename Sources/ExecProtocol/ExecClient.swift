@@ -19,7 +19,11 @@ import NIOPosix
 public final class ExecClient: Sendable {
     /// `$EXECD_SOCKET` if set and not empty, else `/run/execd/execd.sock`.
     public static var defaultSocketPath: String {
-        let fromEnvironment = ProcessInfo.processInfo.environment["EXECD_SOCKET"] ?? ""
+        Self.socketPath(environment: ProcessInfo.processInfo.environment)
+    }
+
+    static func socketPath(environment: [String: String]) -> String {
+        let fromEnvironment = environment["EXECD_SOCKET"] ?? ""
         return fromEnvironment.isEmpty ? "/run/execd/execd.sock" : fromEnvironment
     }
 

@@ -77,7 +77,10 @@ final class FrameLengthGuard: ChannelInboundHandler, RemovableChannelHandler {
     private func reject(context: ChannelHandlerContext, length: UInt64, validPrefix buffer: ByteBuffer, start: Int) {
         self.state = .rejected
         let headerStart = buffer.readerIndex - ExecProtocol.lengthFieldBytes
-        if headerStart > start, let prefix = buffer.getSlice(at: start, length: headerStart - start) {
+        if headerStart > start {
+            var prefix = buffer
+            prefix.moveReaderIndex(to: start)
+            prefix.moveWriterIndex(to: headerStart)
             context.fireChannelRead(self.wrapInboundOut(prefix))
         }
         context.fireErrorCaught(ExecProtocolError.frameTooLarge(length: length, limit: self.maxFrameBytes))
