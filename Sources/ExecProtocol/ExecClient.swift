@@ -184,7 +184,10 @@ public final class ExecClient: Sendable {
         return try await withTaskCancellationHandler {
             try await promise.futureResult.get()
         } onCancel: {
-            channel.triggerUserOutboundEvent(ClientMultiplexer.Abandon(id: id, error: CancellationError()), promise: nil)
+            channel.triggerUserOutboundEvent(
+                ClientMultiplexer.Abandon(id: id, error: CancellationError()),
+                promise: nil
+            )
         }
     }
 

@@ -61,10 +61,8 @@ extension ChannelPipeline.SynchronousOperations {
     }
 
     private func addFramingHandlers(maxFrameBytes: Int) throws {
-        precondition(
-            (ExecProtocol.smallestMaxFrameBytes...ExecProtocol.largestPossibleMaxFrameBytes).contains(maxFrameBytes),
-            "maxFrameBytes must be in \(ExecProtocol.smallestMaxFrameBytes)...\(ExecProtocol.largestPossibleMaxFrameBytes)"
-        )
+        let accepted = ExecProtocol.smallestMaxFrameBytes...ExecProtocol.largestPossibleMaxFrameBytes
+        precondition(accepted.contains(maxFrameBytes), "maxFrameBytes must be in \(accepted), got \(maxFrameBytes)")
         try self.addHandler(FrameLengthGuard(maxFrameBytes: maxFrameBytes))
         try self.addHandler(ByteToMessageHandler(LengthFieldBasedFrameDecoder(lengthFieldBitLength: .fourBytes)))
         try self.addHandler(LengthFieldPrepender(lengthFieldBitLength: .fourBytes))

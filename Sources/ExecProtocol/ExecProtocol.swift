@@ -17,7 +17,8 @@ public enum ExecProtocol {
     /// bytes), so a connection-level error can always be sent.
     public static let smallestMaxFrameBytes = 1024
 
-    /// The largest accepted `maxFrameBytes` (NIOExtras' `LengthFieldBasedFrameDecoder` refuses lengths above `Int32.max`).
+    /// The largest accepted `maxFrameBytes`: NIOExtras' `LengthFieldBasedFrameDecoder` refuses lengths above
+    /// `Int32.max`.
     public static let largestPossibleMaxFrameBytes = Int(Int32.max)
 
     /// Response id used for connection-level errors (frame too large, malformed frame) that answer no request.

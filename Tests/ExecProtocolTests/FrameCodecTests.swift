@@ -10,7 +10,10 @@ struct FrameCodecTests {
     static let helloRequest: Execd_V1_Request = {
         var request = Execd_V1_Request()
         request.id = 1
-        request.hello = .with { $0.protocolVersion = 1; $0.clientName = "t" }
+        request.hello = .with {
+            $0.protocolVersion = 1
+            $0.clientName = "t"
+        }
         return request
     }()
     /// length 9 | id=1 | field 2 (hello), 5 bytes: protocol_version=1, client_name="t"
@@ -28,18 +31,24 @@ struct FrameCodecTests {
         [0, 0, 0, 20, 0x08, 0x07, 0x1A, 0x0C, 0x08, 0x01, 0x12, 0x08]
         + Array("print(1)".utf8) + [0x80, 0x01, 0xFA, 0x01]
 
-    @Test("a Request encodes to the exact golden frame", arguments: [
-        (helloRequest, helloFrame), (golden7Run, runFrame),
-    ])
+    @Test(
+        "a Request encodes to the exact golden frame",
+        arguments: [
+            (helloRequest, helloFrame), (golden7Run, runFrame),
+        ]
+    )
     func goldenRequestEncoding(request: Execd_V1_Request, golden: [UInt8]) throws {
         let client = try makeClientChannel()
         try client.writeOutbound(request)
         #expect(try drainOutbound(client) == golden)
     }
 
-    @Test("the golden frame decodes to the Request", arguments: [
-        (helloRequest, helloFrame), (golden7Run, runFrame),
-    ])
+    @Test(
+        "the golden frame decodes to the Request",
+        arguments: [
+            (helloRequest, helloFrame), (golden7Run, runFrame),
+        ]
+    )
     func goldenRequestDecoding(request: Execd_V1_Request, golden: [UInt8]) throws {
         let server = try makeServerChannel()
         try server.writeInbound(buffer(golden))
@@ -59,12 +68,31 @@ struct FrameCodecTests {
     func roundTripFragmented() throws {
         var run = runRequest("import sys\nprint(sys.stdin.read())")
         run.stdin = Data("input\n".utf8)
-        run.limits = .with { $0.cpuTimeMs = 1500; $0.memoryBytes = 256 << 20 }
-        run.files = [.with { $0.path = "data/in.txt"; $0.content = Data([0, 1, 2, 255]); $0.executable = true }]
+        run.limits = .with {
+            $0.cpuTimeMs = 1500
+            $0.memoryBytes = 256 << 20
+        }
+        run.files = [
+            .with {
+                $0.path = "data/in.txt"
+                $0.content = Data([0, 1, 2, 255])
+                $0.executable = true
+            }
+        ]
         run.args = ["-v", "ü"]
         var requests = [Self.helloRequest, Self.golden7Run]
-        requests.append(.with { $0.id = 9; $0.run = run })
-        requests.append(.with { $0.id = 10; $0.cancel = .with { $0.targetID = 9 } })
+        requests.append(
+            .with {
+                $0.id = 9
+                $0.run = run
+            }
+        )
+        requests.append(
+            .with {
+                $0.id = 10
+                $0.cancel = .with { $0.targetID = 9 }
+            }
+        )
         requests.append(.with { $0.id = 11 })  // empty body: valid protobuf, the server answers BAD_REQUEST
 
         let client = try makeClientChannel()
@@ -81,8 +109,14 @@ struct FrameCodecTests {
         result.exitCode = 3
         result.stdout = Data(repeating: 0x61, count: 100_000)
         let responses: [Execd_V1_Response] = [
-            .with { $0.id = 9; $0.run = result },
-            .with { $0.id = 1; $0.hello = TestServer.helloReply() },
+            .with {
+                $0.id = 9
+                $0.run = result
+            },
+            .with {
+                $0.id = 1
+                $0.hello = TestServer.helloReply()
+            },
             .error(id: 10, code: .notFound, message: "no request 9"),
         ]
         for response in responses { try server.writeOutbound(response) }
@@ -111,7 +145,10 @@ struct FrameCodecTests {
     @Test("the limit is inclusive; frames before an oversized header in the same read are still delivered")
     func limitBoundary() throws {
         let limit = ExecProtocol.smallestMaxFrameBytes
-        var request = Execd_V1_Request.with { $0.id = 1; $0.run = runRequest(String(repeating: " ", count: limit)) }
+        var request = Execd_V1_Request.with {
+            $0.id = 1
+            $0.run = runRequest(String(repeating: " ", count: limit))
+        }
         var exactlyAtLimit: [UInt8] = try request.serializedBytes()
         while exactlyAtLimit.count > limit {  // shrink the code until the varint lengths settle
             request.run.code.removeLast(exactlyAtLimit.count - limit)
@@ -148,11 +185,14 @@ struct FrameCodecTests {
         #expect(!server.isActive)
     }
 
-    @Test("a connection closed mid-frame closes quietly and reports how far it got", arguments: [
-        ([0, 0] as [UInt8], 2),  // inside the header
-        ([0, 0, 0, 10, 1, 2, 3], 7),  // inside the body
-        ([0, 0, 0, 10], 4),  // header complete, no body yet: the decoder holds no bytes, the guard still knows
-    ])
+    @Test(
+        "a connection closed mid-frame closes quietly and reports how far it got",
+        arguments: [
+            ([0, 0] as [UInt8], 2),  // inside the header
+            ([0, 0, 0, 10, 1, 2, 3], 7),  // inside the body
+            ([0, 0, 0, 10], 4),  // header complete, no body yet: the decoder holds no bytes, the guard still knows
+        ]
+    )
     func truncatedFrame(bytes: [UInt8], receivedBytes: Int) throws {
         let server = try makeServerChannel()
         try server.writeInbound(buffer(bytes))
@@ -179,7 +219,10 @@ struct FrameCodecTests {
         let server = try makeServerChannel(maxFrameBytes: limit)
         var result = Execd_V1_RunResult()
         result.stdout = Data(repeating: 0x61, count: limit)
-        let response = Execd_V1_Response.with { $0.id = 3; $0.run = result }
+        let response = Execd_V1_Response.with {
+            $0.id = 3
+            $0.run = result
+        }
         let size = UInt64((try response.serializedBytes() as [UInt8]).count)
         let write = server.writeAndFlush(response)
         #expect(throws: ExecProtocolError.frameTooLarge(length: size, limit: limit)) { try write.wait() }
@@ -206,11 +249,14 @@ struct FrameCodecTests {
         #expect(try drainOutbound(other).isEmpty)
     }
 
-    @Test("byte counts read naturally in error messages", arguments: [
-        (40 << 20, "40 MiB"), (16 << 20, "16 MiB"), ((16 << 20) + (1 << 19), "16.5 MiB"), (1, "1 byte"),
-        (1023, "1023 bytes"), (2048, "2 KiB"), ((1 << 20) - 1, "1048575 bytes"), (1025, "1025 bytes"),
-        (0x7F00_0000, "2032 MiB"), (3 << 30, "3 GiB"),
-    ] as [(UInt64, String)])
+    @Test(
+        "byte counts read naturally in error messages",
+        arguments: [
+            (40 << 20, "40 MiB"), (16 << 20, "16 MiB"), ((16 << 20) + (1 << 19), "16.5 MiB"), (1, "1 byte"),
+            (1023, "1023 bytes"), (2048, "2 KiB"), ((1 << 20) - 1, "1048575 bytes"), (1025, "1025 bytes"),
+            (0x7F00_0000, "2032 MiB"), (3 << 30, "3 GiB"),
+        ] as [(UInt64, String)]
+    )
     func byteCountText(bytes: UInt64, text: String) {
         #expect(ByteCountText(bytes).description == text)
     }

@@ -34,7 +34,11 @@ final class TestServer: Sendable {
     private let channel: any Channel
 
     /// - Parameter answerHello: reply to hello with version 1 before the script sees anything else.
-    init(maxFrameBytes: Int = ExecProtocol.defaultMaxFrameBytes, answerHello: Bool = true, script: @escaping Script)
+    init(
+        maxFrameBytes: Int = ExecProtocol.defaultMaxFrameBytes,
+        answerHello: Bool = true,
+        script: @escaping Script
+    )
         async throws
     {
         let socketPath = temporarySocketPath()

@@ -82,8 +82,8 @@ class Client:
         """Runs a program and returns its RunResult (a verdict such as a time limit is a result, not an error).
 
         language: "python", "javascript" or a pb.Language value. code, stdin: str or bytes.
-        files: {path relative to /tmp: bytes, str, or a pb.File (to set `executable`)}. limits: fields of pb.Limits, e.g. cpu_time_ms=2000,
-        memory_bytes=256 << 20 (0 or absent: the server's default).
+        files: {path relative to /tmp: bytes, str, or a pb.File (to set `executable`)}.
+        limits: fields of pb.Limits, e.g. cpu_time_ms=2000, memory_bytes=256 << 20 (0 or absent: server default).
         deadline_ms: the server gives up (DEADLINE_EXCEEDED) if it cannot start the run within this time.
         """
         unknown = set(limits) - _LIMIT_FIELDS

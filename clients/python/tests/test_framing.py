@@ -157,7 +157,8 @@ def test_run_request_fields_reach_the_server(fake):
     assert run.language == pb.LANGUAGE_JAVASCRIPT
     assert run.stdin == b"stdin text"
     assert run.limits.cpu_time_ms == 1500 and run.limits.memory_bytes == 64 << 20
-    assert [(f.path, f.content, f.executable) for f in run.files] == [("data/a.txt", b"A", False), ("tool", b"#!", True)]
+    files = [(f.path, f.content, f.executable) for f in run.files]
+    assert files == [("data/a.txt", b"A", False), ("tool", b"#!", True)]
     assert list(run.args) == ["-v"]
 
 
