@@ -180,7 +180,8 @@ public final class ExecClient: Sendable {
         channel.writeAndFlush(pending).whenFailure { error in
             promise.fail(ClientMultiplexer.clientError(forWriteFailure: error))
         }
-        // The abandon event is queued behind the write (same thread, FIFO), so it always finds the request.
+        // onCancel can only run after the write was handed to the event loop, whose queue is FIFO: an abandon
+        // event therefore always reaches the multiplexer after the request was registered.
         return try await withTaskCancellationHandler {
             try await promise.futureResult.get()
         } onCancel: {
