@@ -19,7 +19,11 @@ import NIOPosix
 public final class ExecClient: Sendable {
     /// `$EXECD_SOCKET` if set and not empty, else `/run/execd/execd.sock`.
     public static var defaultSocketPath: String {
-        let fromEnvironment = ProcessInfo.processInfo.environment["EXECD_SOCKET"] ?? ""
+        Self.socketPath(environment: ProcessInfo.processInfo.environment)
+    }
+
+    static func socketPath(environment: [String: String]) -> String {
+        let fromEnvironment = environment["EXECD_SOCKET"] ?? ""
         return fromEnvironment.isEmpty ? "/run/execd/execd.sock" : fromEnvironment
     }
 
@@ -176,11 +180,15 @@ public final class ExecClient: Sendable {
         channel.writeAndFlush(pending).whenFailure { error in
             promise.fail(ClientMultiplexer.clientError(forWriteFailure: error))
         }
-        // The abandon event is queued behind the write (same thread, FIFO), so it always finds the request.
+        // onCancel can only run after the write was handed to the event loop, whose queue is FIFO: an abandon
+        // event therefore always reaches the multiplexer after the request was registered.
         return try await withTaskCancellationHandler {
             try await promise.futureResult.get()
         } onCancel: {
-            channel.triggerUserOutboundEvent(ClientMultiplexer.Abandon(id: id, error: CancellationError()), promise: nil)
+            channel.triggerUserOutboundEvent(
+                ClientMultiplexer.Abandon(id: id, error: CancellationError()),
+                promise: nil
+            )
         }
     }
 

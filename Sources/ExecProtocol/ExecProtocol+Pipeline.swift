@@ -16,7 +16,7 @@ extension ExecProtocol {
     /// Pipeline, head to tail: `FrameLengthGuard` → `ByteToMessageHandler(LengthFieldBasedFrameDecoder)` →
     /// `LengthFieldPrepender` → `ProtobufCodec<Request, Response>` → `ConnectionErrorResponder` → (yours).
     ///
-    /// - Parameter maxFrameBytes: the largest frame body accepted or sent, at most
+    /// - Parameter maxFrameBytes: the largest frame body accepted or sent, between `smallestMaxFrameBytes` and
     ///   `largestPossibleMaxFrameBytes`; report it in `HelloReply.max_frame_bytes`.
     public static func configureServerPipeline(
         _ channel: any Channel,
@@ -61,10 +61,8 @@ extension ChannelPipeline.SynchronousOperations {
     }
 
     private func addFramingHandlers(maxFrameBytes: Int) throws {
-        precondition(
-            (1...ExecProtocol.largestPossibleMaxFrameBytes).contains(maxFrameBytes),
-            "maxFrameBytes must be in 1...\(ExecProtocol.largestPossibleMaxFrameBytes), got \(maxFrameBytes)"
-        )
+        let accepted = ExecProtocol.smallestMaxFrameBytes...ExecProtocol.largestPossibleMaxFrameBytes
+        precondition(accepted.contains(maxFrameBytes), "maxFrameBytes must be in \(accepted), got \(maxFrameBytes)")
         try self.addHandler(FrameLengthGuard(maxFrameBytes: maxFrameBytes))
         try self.addHandler(ByteToMessageHandler(LengthFieldBasedFrameDecoder(lengthFieldBitLength: .fourBytes)))
         try self.addHandler(LengthFieldPrepender(lengthFieldBitLength: .fourBytes))

@@ -13,7 +13,12 @@ public enum ExecProtocol {
     /// Size of the big-endian length that precedes every frame body.
     public static let lengthFieldBytes = 4
 
-    /// The largest accepted `maxFrameBytes` (NIOExtras' `LengthFieldBasedFrameDecoder` refuses lengths above `Int32.max`).
+    /// The smallest accepted `maxFrameBytes`: room for any error response (whose message may run to a few hundred
+    /// bytes), so a connection-level error can always be sent.
+    public static let smallestMaxFrameBytes = 1024
+
+    /// The largest accepted `maxFrameBytes`: NIOExtras' `LengthFieldBasedFrameDecoder` refuses lengths above
+    /// `Int32.max`.
     public static let largestPossibleMaxFrameBytes = Int(Int32.max)
 
     /// Response id used for connection-level errors (frame too large, malformed frame) that answer no request.

@@ -35,7 +35,7 @@ public enum ExecProtocolError: Error, Sendable, Hashable, CustomStringConvertibl
     }
 }
 
-/// Human-readable byte count: "512 bytes", "40 MiB", "16.5 MiB", "3 KiB".
+/// Human-readable byte count: "512 bytes", "40 MiB", "16.5 MiB", "3 KiB", "1025 bytes".
 struct ByteCountText: CustomStringConvertible, Sendable {
     let bytes: UInt64
     init(_ bytes: UInt64) { self.bytes = bytes }
@@ -44,9 +44,10 @@ struct ByteCountText: CustomStringConvertible, Sendable {
         let units: [(UInt64, String)] = [(1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")]
         for (size, name) in units where self.bytes >= size {
             if self.bytes % size == 0 { return "\(self.bytes / size) \(name)" }
-            // One decimal, rounded; integer math keeps this exact and Foundation-free.
+            // One decimal, rounded (integer math); exact bytes where rounding would hide the difference,
+            // so "1025 bytes exceeds the 1 KiB limit" never reads as "1.0 KiB exceeds the 1 KiB limit".
             let tenths = (self.bytes % size * 10 + size / 2) / size
-            if tenths == 10 { return "\(self.bytes / size + 1) \(name)" }
+            if tenths == 0 || tenths == 10 { continue }
             return "\(self.bytes / size).\(tenths) \(name)"
         }
         return self.bytes == 1 ? "1 byte" : "\(self.bytes) bytes"

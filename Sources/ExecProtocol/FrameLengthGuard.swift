@@ -38,7 +38,11 @@ final class FrameLengthGuard: ChannelInboundHandler, RemovableChannelHandler {
             case .body(let remaining, let length):
                 let skipped = min(remaining, buffer.readableBytes)
                 buffer.moveReaderIndex(forwardBy: skipped)
-                self.state = remaining == skipped ? .header(value: 0, count: 0) : .body(remaining: remaining - skipped, length: length)
+                if skipped == remaining {
+                    self.state = .header(value: 0, count: 0)
+                } else {
+                    self.state = .body(remaining: remaining - skipped, length: length)
+                }
             case .header(var value, var count):
                 while count < ExecProtocol.lengthFieldBytes, let byte = buffer.readInteger(as: UInt8.self) {
                     value = value << 8 | UInt64(byte)
@@ -49,8 +53,10 @@ final class FrameLengthGuard: ChannelInboundHandler, RemovableChannelHandler {
                 } else if value > UInt64(self.maxFrameBytes) {
                     self.reject(context: context, length: value, validPrefix: buffer, start: start)
                     return
+                } else if value == 0 {
+                    self.state = .header(value: 0, count: 0)  // an empty message: no body to skip
                 } else {
-                    self.state = value == 0 ? .header(value: 0, count: 0) : .body(remaining: Int(value), length: Int(value))
+                    self.state = .body(remaining: Int(value), length: Int(value))
                 }
             }
         }
@@ -77,7 +83,10 @@ final class FrameLengthGuard: ChannelInboundHandler, RemovableChannelHandler {
     private func reject(context: ChannelHandlerContext, length: UInt64, validPrefix buffer: ByteBuffer, start: Int) {
         self.state = .rejected
         let headerStart = buffer.readerIndex - ExecProtocol.lengthFieldBytes
-        if headerStart > start, let prefix = buffer.getSlice(at: start, length: headerStart - start) {
+        if headerStart > start {
+            var prefix = buffer
+            prefix.moveReaderIndex(to: start)
+            prefix.moveWriterIndex(to: headerStart)
             context.fireChannelRead(self.wrapInboundOut(prefix))
         }
         context.fireErrorCaught(ExecProtocolError.frameTooLarge(length: length, limit: self.maxFrameBytes))

@@ -1,0 +1,1 @@
+# Makes `execd_client` importable when pytest runs from the repository root or from clients/python.
