@@ -34,8 +34,8 @@ final class ConnectionHandler: ChannelInboundHandler {
         guard greeted else {
             if case .hello(let hello) = request.body {
                 let reply = service.hello(hello)
-                if case .hello = reply { greeted = true }
                 respond(context, id: request.id, reply)
+                if case .hello = reply { greeted = true } else { context.close(promise: nil) }
             } else {
                 respond(context, id: request.id, .error(Execd_V1_Error(
                     code: .helloRequired, message: "the first request on a connection must be hello (protocol version \(ExecProtocol.protocolVersion))")))
@@ -43,8 +43,8 @@ final class ConnectionHandler: ChannelInboundHandler {
             return
         }
         switch request.body {
-        case .hello:
-            respond(context, id: request.id, .error(Execd_V1_Error(code: .badRequest, message: "hello was already received on this connection")))
+        case .hello(let hello):
+            respond(context, id: request.id, service.hello(hello))
         case .cancel(let cancel):
             var reply = Execd_V1_CancelReply()
             if let task = inflight[cancel.targetID] {
@@ -72,9 +72,10 @@ final class ConnectionHandler: ChannelInboundHandler {
         let deadline = deadlineMs > 0 ? ContinuousClock.now + .milliseconds(Int64(clamping: deadlineMs)) : nil
         inflight[id] = Task {
             let reply = await service.handle(body, queueDeadline: deadline)
-            var response = Execd_V1_Response()
-            response.id = id
-            response.body = reply
+            let response = Execd_V1_Response.with {
+                $0.id = id
+                $0.body = reply
+            }
             loop.execute {
                 bound.value.inflight[id] = nil
                 channel.writeAndFlush(response, promise: nil)

@@ -60,6 +60,7 @@ extension ExecdError.Code {
     var wire: Execd_V1_ErrorCode {
         switch self {
         case .badRequest: .badRequest
+        case .unsupportedLanguage: .unsupportedLanguage
         case .busy: .busy
         case .internalError: .internal
         case .cancelled: .cancelled

@@ -25,7 +25,7 @@ public struct EngineConfig: Sendable {
 
 /// An infrastructure failure (ours, not the program's).
 public struct ExecdError: Error, CustomStringConvertible, Sendable {
-    public enum Code: Sendable { case badRequest, busy, internalError, cancelled, shuttingDown, deadlineExceeded }
+    public enum Code: Sendable { case badRequest, unsupportedLanguage, busy, internalError, cancelled, shuttingDown, deadlineExceeded }
     public let code: Code
     public let message: String
 
@@ -92,7 +92,7 @@ public final class RunEngine: Sendable {
         switch language {
         case .python: return config.python
         case .javascript: return config.javascript
-        default: throw ExecdError(.badRequest, "language must be python or javascript")
+        default: throw ExecdError(.unsupportedLanguage, "language must be LANGUAGE_PYTHON or LANGUAGE_JAVASCRIPT")
         }
     }
 

@@ -125,9 +125,6 @@ struct ConnectionAbuseTests {
         try raw.send(run)
         let refused = try #require(try raw.receive())
         #expect(refused.id == 9 && refused.error.code == .helloRequired)
-        try raw.send(RawConnection.hello(version: 99))
-        let mismatch = try #require(try raw.receive())
-        #expect(mismatch.error.code == .unsupportedVersion && mismatch.error.message.contains("99"))
         try raw.send(RawConnection.hello())
         let hello = try #require(try raw.receive())
         #expect(hello.hello.protocolVersion == 1 && hello.hello.languages == [.python, .javascript])
@@ -135,6 +132,11 @@ struct ConnectionAbuseTests {
         unknown.id = 10
         try raw.send(unknown)
         #expect(try raw.receive()?.error.code == .badRequest)
+        let other = try RawConnection(d.socketPath)
+        try other.send(RawConnection.hello(version: 99))
+        let mismatch = try #require(try other.receive())
+        #expect(mismatch.error.code == .unsupportedVersion && mismatch.error.message.contains("99"))
+        #expect(other.isClosedByServer())
     }
 
     @Test func manyRequestsInFlightOnOneConnection() async throws {

@@ -208,7 +208,7 @@ struct SandboxEndToEndTests {
         noLanguage.code = Data("print(1)".utf8)
         await #expect { try await client.run(noLanguage) } throws: { error in
             guard case ExecClientError.server(let code, _) = error else { return false }
-            return code == .badRequest
+            return code == .unsupportedLanguage
         }
         var traversal = Execd_V1_RunRequest()
         traversal.language = .python
