@@ -1,4 +1,5 @@
 import ExecProtocol
+import Harness
 import Logging
 
 /// Answers requests, independent of the transport: hello, run, and (as they arrive) judge and admin.
@@ -44,7 +45,9 @@ public final class RequestService: Sendable {
                     logger.error("run failed inside execd", metadata: ["run": "\(result.runID)", "error": "\(result.internalError)"])
                 }
                 return .run(result)
-            case .judge, .status, .admin:
+            case .judge(let judge):
+                return try await self.judge(judge)
+            case .status, .admin:
                 return .error(Execd_V1_Error(code: .badRequest, message: "this request kind is not supported by this server yet"))
             case .hello, .cancel:
                 preconditionFailure("handled by the connection")
@@ -52,6 +55,29 @@ public final class RequestService: Sendable {
         } catch {
             logger.notice("request refused", metadata: ["code": "\(error.code)", "reason": "\(error.message)"])
             return .error(Execd_V1_Error(code: error.code.wire, message: error.message))
+        }
+    }
+}
+
+extension RequestService {
+    /// Judges a submission: all its tests in as few sandboxed runs as possible, compared on this side.
+    func judge(_ request: Execd_V1_JudgeRequest) async throws(ExecdError) -> Execd_V1_Response.OneOf_Body {
+        var configuration = Judge.Configuration()
+        configuration.maxRunTime = min(engine.config.maxima.cpuTime, engine.config.maxima.wallTime)
+        let judge = Judge(executor: EngineExecutor(engine: engine), configuration: configuration)
+        do {
+            let result = try await judge.judge(request)
+            logger.info("judge", metadata: [
+                "verdict": "\(JudgeReport.name(result.verdict))", "passed": "\(result.passed)/\(result.total)",
+                "wall_us": "\(result.wallTimeUs)",
+            ])
+            return .judge(result)
+        } catch let error as ExecdError {
+            throw error
+        } catch JudgeError.badRequest(let message) {
+            throw ExecdError(.badRequest, message)
+        } catch {
+            throw ExecdError(.internalError, "\(error)")
         }
     }
 }
