@@ -16,7 +16,7 @@ venv=.venv-test
 "$venv/bin/pip" install -q -r clients/python/requirements-test.txt
 sock=$(mktemp -u /tmp/execd-pytest-XXXXXX.sock)
 bin=$(swift build --show-bin-path)
-"$bin/execd" --socket "$sock" --host-id-base 930000 --log-level warning &
+"$bin/execd" --socket "$sock" --host-id-base 930000 --cgroup-subtree execd-pytest --log-level warning &
 daemon=$!
 trap 'kill $daemon 2>/dev/null || true' EXIT
 for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.1; done

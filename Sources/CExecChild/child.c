@@ -167,6 +167,14 @@ static void build_root(const struct execd_child_config *c) {
         fail(c, EXECD_STAGE_ROOT_READ_ONLY);
 }
 
+// A zygote keeps only the capabilities in its mask (bounding set) and runs as root of its namespace.
+static void limit_zygote_capabilities(const struct execd_child_config *c) {
+    for (int cap = 0; cap <= c->last_cap; cap++)
+        if (!(c->zygote_keep_caps & (1ULL << cap)) && cap_drop_bound((cap_value_t)cap) != 0)
+            fail(c, EXECD_STAGE_CAPABILITIES);
+    if (cap_reset_ambient() != 0) fail(c, EXECD_STAGE_CAPABILITIES);
+}
+
 // Drops every capability for good: securebits locked, bounding and ambient sets emptied, then the rest.
 static void drop_capabilities(const struct execd_child_config *c) {
     const unsigned bits = SECBIT_NOROOT | SECBIT_NOROOT_LOCKED | SECBIT_NO_SETUID_FIXUP |
@@ -181,10 +189,12 @@ static void drop_capabilities(const struct execd_child_config *c) {
 
 // pid 2: wire stdio, close everything else on exec, run the program.
 __attribute__((noreturn)) static void exec_program(const struct execd_child_config *c, int in, int out, int err,
-                                                   int side) {
-    if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0 || (side >= 0 && dup2(side, 3) < 0))
+                                                   int side, int extra) {
+    if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0 || (side >= 0 && dup2(side, 3) < 0) ||
+        (extra >= 0 && dup2(extra, 4) < 0))
         fail(c, EXECD_STAGE_FDS);
-    if (syscall(SYS_close_range, side >= 0 ? 4 : 3, ~0U, EXECD_CLOSE_RANGE_CLOEXEC) != 0) fail(c, EXECD_STAGE_FDS);
+    int first_closed = extra >= 0 ? 5 : side >= 0 ? 4 : 3;
+    if (syscall(SYS_close_range, first_closed, ~0U, EXECD_CLOSE_RANGE_CLOEXEC) != 0) fail(c, EXECD_STAGE_FDS);
     if (chdir(c->cwd) != 0) fail(c, EXECD_STAGE_CHDIR);
     execve(c->exec_path, c->argv, c->envp);
     fail(c, EXECD_STAGE_EXEC);
@@ -206,9 +216,9 @@ __attribute__((noreturn)) static void reap(int report_fd, pid_t program) {
 // Lifts the fds the child needs above 0-3 (close-on-exec) and closes every other fd inherited from the daemon,
 // including other sandboxes' pipes that a concurrent spawn left open in this address space.
 static void keep_only_own_fds(struct execd_child_config *c) {
-    int32_t *fds[] = {&c->stdin_fd, &c->stdout_fd, &c->stderr_fd, &c->side_fd, &c->sync_fd, &c->report_fd};
-    int keep[6], count = 0;
-    for (int i = 0; i < 6; i++) {
+    int32_t *fds[] = {&c->stdin_fd, &c->stdout_fd, &c->stderr_fd, &c->side_fd, &c->extra_fd, &c->sync_fd, &c->report_fd};
+    int keep[7], count = 0;
+    for (int i = 0; i < 7; i++) {
         if (*fds[i] < 0) continue;
         int lifted = fcntl(*fds[i], F_DUPFD_CLOEXEC, EXECD_HIGH_FD);
         if (lifted < 0) fail(c, EXECD_STAGE_FDS);
@@ -257,20 +267,25 @@ __attribute__((noreturn)) static void child_main(const struct execd_child_config
         struct rlimit rl = {c.rlimits[i].soft, c.rlimits[i].hard};
         if (setrlimit(c.rlimits[i].resource, &rl) != 0) fail(&c, EXECD_STAGE_RLIMITS);
     }
-    drop_capabilities(&c);
-    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) fail(&c, EXECD_STAGE_NO_NEW_PRIVS);
-    // Seccomp last: everything above needed syscalls the filter denies.
-    struct sock_fprog prog = {.len = c.seccomp_filter_length, .filter = (struct sock_filter *)c.seccomp_filter};
-    if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0) fail(&c, EXECD_STAGE_SECCOMP);
+    if (c.zygote_keep_caps) {
+        limit_zygote_capabilities(&c);
+    } else {
+        drop_capabilities(&c);
+        if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) fail(&c, EXECD_STAGE_NO_NEW_PRIVS);
+        // Seccomp last: everything above needed syscalls the filter denies.
+        struct sock_fprog prog = {.len = c.seccomp_filter_length, .filter = (struct sock_filter *)c.seccomp_filter};
+        if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0) fail(&c, EXECD_STAGE_SECCOMP);
+    }
 
     pid_t program = (pid_t)syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0);
     if (program < 0) fail(&c, EXECD_STAGE_FORK);
-    if (program == 0) exec_program(&c, c.stdin_fd, c.stdout_fd, c.stderr_fd, c.side_fd);
+    if (program == 0) exec_program(&c, c.stdin_fd, c.stdout_fd, c.stderr_fd, c.side_fd, c.extra_fd);
     // The reaper keeps only the report pipe, so the program's pipes see EOF as soon as it and its children end.
     close(c.stdin_fd);
     close(c.stdout_fd);
     close(c.stderr_fd);
     if (c.side_fd >= 0) close(c.side_fd);
+    if (c.extra_fd >= 0) close(c.extra_fd);
     reap(c.report_fd, program);
 }
 

@@ -16,7 +16,7 @@ struct Verdict: Equatable, Sendable {
     static func decide(
         _ outcome: MonitorOutcome, cpuTime: Duration, cpuLimit: Duration, wallLimit: Duration, oomKills: Int
     ) -> Verdict {
-        if let setup = outcome.setupError { return Verdict(status: .internalError, internalError: setup.description) }
+        if let setup = outcome.setupError { return Verdict(status: .internalError, internalError: "\(setup)") }
         switch outcome.killedFor {
         case .outputLimit: return Verdict(status: .outputLimit)
         case .cpuTime: return Verdict(status: .timeLimit, timeLimitKind: .cpu)
@@ -30,7 +30,7 @@ struct Verdict: Equatable, Sendable {
         if outcome.wallTime > wallLimit { return Verdict(status: .timeLimit, timeLimitKind: .wall) }
         guard let status = outcome.programStatus else {
             let how = outcome.reaperExit.map { "\($0)" } ?? "unknown"
-            return Verdict(status: .internalError, internalError: "the sandbox ended without reporting a status (reaper: \(how))")
+            return Verdict(status: .internalError, internalError: "the sandbox ended without reporting a status (reaper: \(how), after \(outcome.wallTime), cpu \(cpuTime))")
         }
         let code = (status >> 8) & 0xff, signal = status & 0x7f
         if signal == 0 {

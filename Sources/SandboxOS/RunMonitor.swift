@@ -16,9 +16,33 @@ public struct MonitorOutcome: Sendable {
     public var killedFor: KillReason?
     /// wait(2) status of the program (pid 2), from the reaper's report.
     public var programStatus: Int32?
-    public var setupError: ChildSetupError?
+    public var setupError: (any Error & Sendable)?
     public var reaperExit: ReaperExit?
     public var wallTime: Duration = .zero
+}
+
+/// A process the monitor can drive: a one-shot sandbox (`SandboxProcess`) or a zygote's run child (`ZygoteRun`).
+public protocol MonitoredProcess: AnyObject {
+    var stdinFD: Int32 { get }
+    var stdoutFD: Int32 { get }
+    var stderrFD: Int32 { get }
+    var sideFD: Int32 { get }
+    /// Becomes readable when the process may have ended (a pidfd, a control socket).
+    var exitFD: Int32 { get }
+    /// Status bytes to drain while it runs (the reaper's report pipe), or -1.
+    var statusFD: Int32 { get }
+    func closeStdin()
+    func closeStdout()
+    func closeStderr()
+    func closeSide()
+    /// Drains `statusFD`; false at EOF (and closes it).
+    func readStatus() -> Bool
+    /// Called when `exitFD` is readable; true once the process has ended.
+    func handleExit() -> Bool
+    /// Kills the program and everything it started.
+    func kill()
+    /// After the end: fills in how it ended and releases the process's fds.
+    func conclude(into outcome: inout MonitorOutcome)
 }
 
 /// Receives the program's fd 3 (side channel) live; may ask for a kill by a deadline (a per-test time limit).
@@ -53,14 +77,13 @@ public struct RunMonitor {
 
     private static let chunk = 64 * 1024
 
-    public func run(_ process: SandboxProcess, stdin: [UInt8]) -> MonitorOutcome {
+    public func run(_ process: any MonitoredProcess, stdin: [UInt8]) -> MonitorOutcome {
         var outcome = MonitorOutcome()
         let clock = ContinuousClock()
         let start = clock.now
         let wallDeadline = start + wallLimit
         var nextCPUCheck = start
         var stdinOffset = 0
-        var reportBytes: [UInt8] = []
         var exited = false
         if stdin.isEmpty { process.closeStdin() }
 
@@ -96,11 +119,11 @@ public struct RunMonitor {
             watch(process.stdoutFD, POLLIN)
             watch(process.stderrFD, POLLIN)
             watch(process.sideFD, POLLIN)
-            watch(process.reportFD, POLLIN)
-            if !exited { watch(process.pidfd, POLLIN) }
+            watch(process.statusFD, POLLIN)
+            if !exited { watch(process.exitFD, POLLIN) }
             watch(control.eventFD, POLLIN)
-            // Done once the reaper is gone and every pipe reached EOF.
-            if exited && process.stdoutFD < 0 && process.stderrFD < 0 && process.sideFD < 0 && process.reportFD < 0 { break }
+            // Done once the process has ended and every pipe reached EOF.
+            if exited && process.stdoutFD < 0 && process.stderrFD < 0 && process.sideFD < 0 && process.statusFD < 0 { break }
 
             var wake = exited ? Duration.seconds(5) : min(wallDeadline, nextCPUCheck) - now
             if !exited, let deadline = side?.killDeadline { wake = min(wake, deadline - now) }
@@ -125,12 +148,13 @@ public struct RunMonitor {
                     if !drain(entry.fd, into: &outcome.stderr, truncated: &outcome.stderrTruncated, kill: kill) { process.closeStderr() }
                 case process.sideFD:
                     if !readChunk(entry.fd, { side?.consume($0) }) { process.closeSide() }
-                case process.reportFD:
-                    if !readChunk(entry.fd, { reportBytes += $0 }) { process.closeReport() }
-                case process.pidfd:
-                    exited = true
-                    outcome.wallTime = clock.now - start
-                    outcome.reaperExit = process.reap()
+                case process.statusFD:
+                    _ = process.readStatus()
+                case process.exitFD where !exited:
+                    if process.handleExit() {
+                        exited = true
+                        outcome.wallTime = clock.now - start
+                    }
                 case control.eventFD:
                     control.acknowledge()
                 default:
@@ -141,11 +165,9 @@ public struct RunMonitor {
         if !exited {
             process.kill()
             outcome.wallTime = clock.now - start
-            outcome.reaperExit = process.reap()
         }
         outcome.killedFor = killedFor
-        parseReports(reportBytes, into: &outcome)
-        process.closeAll()
+        process.conclude(into: &outcome)
         return outcome
     }
 
@@ -165,7 +187,7 @@ public struct RunMonitor {
     }
 
     /// Reads until EAGAIN (bounded, so one stream cannot starve the others). Returns false at EOF or error.
-    private func readChunk(_ fd: Int32, _ deliver: ([UInt8]) -> Void) -> Bool {
+    func readChunk(_ fd: Int32, _ deliver: ([UInt8]) -> Void) -> Bool {
         var buffer = [UInt8](repeating: 0, count: Self.chunk)
         for _ in 0..<16 {
             let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
@@ -176,19 +198,6 @@ public struct RunMonitor {
         return true
     }
 
-    private func parseReports(_ bytes: [UInt8], into outcome: inout MonitorOutcome) {
-        let size = MemoryLayout<execd_report>.size
-        var offset = 0
-        while offset + size <= bytes.count {
-            let record = bytes[offset..<offset + size].withUnsafeBytes { $0.loadUnaligned(as: execd_report.self) }
-            offset += size
-            if record.kind == Int32(EXECD_REPORT_SETUP_FAILED.rawValue), outcome.setupError == nil {
-                outcome.setupError = ChildSetupError(rawStage: record.stage, errno: record.error)
-            } else if record.kind == Int32(EXECD_REPORT_EXITED.rawValue) {
-                outcome.programStatus = record.wait_status
-            }
-        }
-    }
 }
 
 extension Duration {
@@ -200,4 +209,58 @@ extension Duration {
 
 extension Duration {
     static func / (lhs: Duration, rhs: Double) -> Duration { lhs * (1.0 / rhs) }
+}
+
+extension SandboxProcess: MonitoredProcess {
+    public var exitFD: Int32 { pidfd }
+    public var statusFD: Int32 { reportFD }
+
+    public func readStatus() -> Bool {
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        let n = buffer.withUnsafeMutableBytes { read(reportFD, $0.baseAddress, $0.count) }
+        if n > 0 { reports += buffer[0..<n]; return true }
+        if n < 0 && (errno == EAGAIN || errno == EINTR) { return true }
+        closeReport()
+        return false
+    }
+
+    public func handleExit() -> Bool {
+        reaperExit = reap()
+        return true
+    }
+
+    public func conclude(into outcome: inout MonitorOutcome) {
+        if reaperExit == nil { reaperExit = reap() }
+        // The reaper is gone, so the report pipe's writer is too: read to EOF. (A concurrent spawn may hold a copy
+        // of the write end for the microseconds before its child closes inherited fds: wait that out, bounded.)
+        var waits = 0
+        while reportFD >= 0 {
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            let n = buffer.withUnsafeMutableBytes { read(reportFD, $0.baseAddress, $0.count) }
+            if n > 0 {
+                reports += buffer[0..<n]
+            } else if n < 0 && errno == EINTR {
+                continue
+            } else if n < 0 && errno == EAGAIN && waits < 100 {
+                waits += 1
+                var p = pollfd(fd: reportFD, events: Int16(POLLIN), revents: 0)
+                _ = poll(&p, 1, 20)
+            } else {
+                closeReport()
+            }
+        }
+        outcome.reaperExit = reaperExit
+        let size = MemoryLayout<execd_report>.size
+        var offset = 0
+        while offset + size <= reports.count {
+            let record = reports[offset..<offset + size].withUnsafeBytes { $0.loadUnaligned(as: execd_report.self) }
+            offset += size
+            if record.kind == Int32(EXECD_REPORT_SETUP_FAILED.rawValue), outcome.setupError == nil {
+                outcome.setupError = ChildSetupError(rawStage: record.stage, errno: record.error)
+            } else if record.kind == Int32(EXECD_REPORT_EXITED.rawValue) {
+                outcome.programStatus = record.wait_status
+            }
+        }
+        closeAll()
+    }
 }

@@ -19,13 +19,14 @@ struct Pipe {
 
 /// The pipes between the daemon and one sandbox, all close-on-exec from birth.
 struct PipeSet {
-    var stdin: Pipe, stdout: Pipe, stderr: Pipe, side: Pipe?, sync: Pipe, report: Pipe
+    var stdin: Pipe, stdout: Pipe, stderr: Pipe, side: Pipe?, input: Pipe?, sync: Pipe, report: Pipe
 
-    init(sideChannel: Bool) throws {
+    init(sideChannel: Bool, input: Bool = false) throws {
         stdin = try Pipe()
         stdout = try Pipe()
         stderr = try Pipe()
         side = sideChannel ? try Pipe() : nil
+        self.input = input ? try Pipe() : nil
         sync = try Pipe()
         report = try Pipe()
     }
@@ -35,6 +36,7 @@ struct PipeSet {
         stdout.closeWrite()
         stderr.closeWrite()
         side?.closeWrite()
+        input?.closeRead()
         sync.closeRead()
         report.closeWrite()
     }
@@ -47,6 +49,8 @@ struct PipeSet {
         }
         side?.closeRead()
         side?.closeWrite()
+        input?.closeRead()
+        input?.closeWrite()
     }
 }
 
@@ -66,8 +70,13 @@ public final class SandboxProcess: @unchecked Sendable {
     public private(set) var stderrFD: Int32
     public private(set) var sideFD: Int32
     public private(set) var reportFD: Int32
+    /// The daemon's end of the program's fd 4 (a pre-started worker reads its program there), or -1.
+    public private(set) var inputFD: Int32
     private(set) var syncFD: Int32
     private var reaped = false
+    /// Report records read so far (the monitor drains them while the sandbox runs).
+    var reports: [UInt8] = []
+    var reaperExit: ReaperExit?
 
     init(pid: pid_t, pidfd: Int32, pipes: inout PipeSet) {
         self.pid = pid
@@ -77,6 +86,7 @@ public final class SandboxProcess: @unchecked Sendable {
         stderrFD = pipes.stderr.read
         sideFD = pipes.side?.read ?? -1
         reportFD = pipes.report.read
+        inputFD = pipes.input?.write ?? -1
         syncFD = pipes.sync.write
         // Ownership moves here; the PipeSet must not close these.
         pipes.stdin.write = -1
@@ -84,6 +94,7 @@ public final class SandboxProcess: @unchecked Sendable {
         pipes.stderr.read = -1
         pipes.side?.read = -1
         pipes.report.read = -1
+        pipes.input?.write = -1
         pipes.sync.write = -1
         for fd in [stdinFD, stdoutFD, stderrFD, sideFD, reportFD] where fd >= 0 { _ = execd_set_nonblocking(fd) }
     }
@@ -111,6 +122,7 @@ public final class SandboxProcess: @unchecked Sendable {
     public func closeStderr() { closeFD(&stderrFD) }
     public func closeSide() { closeFD(&sideFD) }
     public func closeReport() { closeFD(&reportFD) }
+    public func closeInput() { closeFD(&inputFD) }
     func closeSync() { closeFD(&syncFD) }
 
     /// Closes every fd; kills and reaps the sandbox first if that has not happened (no zombie is ever left).
@@ -119,7 +131,7 @@ public final class SandboxProcess: @unchecked Sendable {
             kill()
             _ = reap()
         }
-        for keyPath in [\SandboxProcess.stdinFD, \.stdoutFD, \.stderrFD, \.sideFD, \.reportFD, \.syncFD, \.pidfd]
+        for keyPath in [\SandboxProcess.stdinFD, \.stdoutFD, \.stderrFD, \.sideFD, \.reportFD, \.inputFD, \.syncFD, \.pidfd]
             as [ReferenceWritableKeyPath<SandboxProcess, Int32>]
         {
             closeFD(&self[keyPath: keyPath])

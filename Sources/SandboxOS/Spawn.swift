@@ -53,6 +53,14 @@ public struct SandboxSpec: Sendable {
     public var hostID: UInt32
     /// Whether the program gets a side channel as fd 3.
     public var sideChannel: Bool
+    /// A further id mapped into the user namespace (a zygote's run children run as `inside`, mapped to `host`).
+    public var secondaryID: (inside: UInt32, host: UInt32)?
+    /// An fd of the daemon's (e.g. a control socket) given to the program as fd 3 instead of a side channel.
+    public var inheritedFD3: Int32?
+    /// Whether the program gets a pipe it reads as fd 4 (the daemon writes it later; pre-started workers).
+    public var inputFD4 = false
+    /// Non-zero makes the program a zygote: it keeps these capabilities and no seccomp (see exec_child.h).
+    public var zygoteKeepCaps: UInt64 = 0
 
     public init(
         rootDirectory: String, mounts: [MountEntry], files: [SandboxFile], tmpfsBytes: UInt64, tmpfsInodes: Int,
@@ -84,7 +92,8 @@ public enum SandboxSpawner {
     public static func spawn(
         _ spec: SandboxSpec, cgroupFD: Int32? = nil, beforeRelease: (pid_t) throws -> Void = { _ in }
     ) throws -> SandboxProcess {
-        var pipes = try PipeSet(sideChannel: spec.sideChannel)
+        precondition(!(spec.sideChannel && spec.inheritedFD3 != nil), "fd 3 is either a side channel or inherited")
+        var pipes = try PipeSet(sideChannel: spec.sideChannel, input: spec.inputFD4)
         defer { pipes.closeAll() }
         let arena = CArena()
         defer { arena.free() }
@@ -103,8 +112,9 @@ public enum SandboxSpawner {
         do {
             // Root inside maps to one unprivileged host id. setgroups stays "allow" (we are privileged), so the
             // child can drop the supplementary groups it inherited from the daemon.
-            try writeControlFile("/proc/\(pid)/uid_map", "0 \(spec.hostID) 1\n")
-            try writeControlFile("/proc/\(pid)/gid_map", "0 \(spec.hostID) 1\n")
+            let extra = spec.secondaryID.map { "\($0.inside) \($0.host) 1\n" } ?? ""
+            try writeControlFile("/proc/\(pid)/uid_map", "0 \(spec.hostID) 1\n" + extra)
+            try writeControlFile("/proc/\(pid)/gid_map", "0 \(spec.hostID) 1\n" + extra)
             try beforeRelease(pid)
             guard writeAll(process.syncFD, [1]) else { throw SystemError("write(sync pipe)") }
             process.closeSync()
@@ -165,7 +175,10 @@ public enum SandboxSpawner {
         config.stdin_fd = pipes.stdin.read
         config.stdout_fd = pipes.stdout.write
         config.stderr_fd = pipes.stderr.write
-        config.side_fd = pipes.side?.write ?? -1
+        config.side_fd = pipes.side?.write ?? spec.inheritedFD3 ?? -1
+        config.extra_fd = pipes.input?.read ?? -1
+        precondition(config.extra_fd < 0 || config.side_fd >= 0, "fd 4 needs an fd 3")
+        config.zygote_keep_caps = spec.zygoteKeepCaps
         config.sync_fd = pipes.sync.read
         config.report_fd = pipes.report.write
         config.cgroup_fd = cgroupFD ?? -1

@@ -31,6 +31,9 @@ struct Execd: AsyncParsableCommand {
     @Option(help: "Empty directory sandboxes mount their private root on.")
     var rootDir: String?
 
+    @Option(help: "Name of this daemon's cgroup subtree (cgroup v1); one execd per name, enforced by a lock.")
+    var cgroupSubtree: String?
+
     @Option(help: "Group (numeric gid) allowed to use the socket; the socket is mode 0660.")
     var socketGroup: UInt32?
 
@@ -62,7 +65,13 @@ struct Execd: AsyncParsableCommand {
             throw ValidationError("max-concurrent-runs must be at least 1 and queue-limit at least 0")
         }
 
-        let cgroups = try Cgroups.detect()
+        let subtree = cgroupSubtree ?? file.cgroupSubtree ?? "execd"
+        let lock: InstanceLock
+        do { lock = try InstanceLock(name: subtree) } catch {
+            throw ValidationError("\(error): another execd is running with cgroup subtree \"\(subtree)\"; stop it or pass --cgroup-subtree")
+        }
+        defer { withExtendedLifetime(lock) {} }
+        let cgroups = try Cgroups.detect(CgroupHost(subtreeName: subtree))
         let stale = try cgroups.removeStaleGroups()
         if stale > 0 { logger.notice("removed cgroups left by an earlier execd", metadata: ["count": "\(stale)"]) }
         let engine = try RunEngine(config: engineConfig, cgroups: cgroups)
@@ -88,6 +97,7 @@ struct ExecdConfigFile: Decodable {
     var hostIdBase: UInt32?
     var rootDir: String?
     var socketGroup: UInt32?
+    var cgroupSubtree: String?
     var logLevel: String?
     /// Host paths mirrored read-only into every sandbox (default: /usr, /lib*, /bin, /sbin, /etc).
     var readOnlyPaths: [String]?

@@ -64,6 +64,11 @@ struct execd_child_config {
     int32_t last_cap;               ///< highest capability number the kernel knows
     int32_t stdin_fd, stdout_fd, stderr_fd;
     int32_t side_fd;                ///< becomes fd 3 of the program, or -1
+    int32_t extra_fd;               ///< becomes fd 4 of the program, or -1 (only with side_fd)
+    /// 0: drop every privilege before exec (the normal case). Otherwise the program is a zygote: it keeps the
+    /// capabilities in this mask (bounding set; it runs as root of its user namespace) and no seccomp filter,
+    /// because it must set up each run's child itself and drop everything there before user code runs.
+    uint64_t zygote_keep_caps;
     int32_t sync_fd;                ///< read end; the parent writes one byte once id maps and cgroups are set
     int32_t report_fd;              ///< write end for `execd_report` records
     int32_t cgroup_fd;              ///< cgroup v2 directory for CLONE_INTO_CGROUP, or -1

@@ -17,6 +17,13 @@ int execd_pidfd_send_signal(int pidfd, int signal);
 int execd_pidfd_wait(int pidfd, int extra_options, int *code, int *status);
 int execd_eventfd(void);
 int execd_set_nonblocking(int fd);
+/// A close-on-exec SOCK_SEQPACKET pair (message boundaries kept, fds passed with SCM_RIGHTS).
+int execd_socketpair_seqpacket(int fds[2]);
+/// One message with up to 16 fds attached. Returns bytes sent or -1.
+ssize_t execd_send_with_fds(int sock, const void *buf, size_t len, const int *fds, int nfds);
+/// One message; received fds (close-on-exec) land in fds[0..*nfds). Returns bytes received (0 at EOF) or -1.
+ssize_t execd_recv_with_fds(int sock, void *buf, size_t cap, int *fds, int maxfds, int *nfds);
+int execd_prlimit(pid_t pid, int resource, uint64_t soft, uint64_t hard);
 int execd_pipe_set_size(int fd, int size);
 
 #ifdef __cplusplus
