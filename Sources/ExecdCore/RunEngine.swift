@@ -19,6 +19,11 @@ public struct EngineConfig: Sendable {
     public var defaults = RunLimits.defaults
     public var maxima = RunLimits.maxima
     public var tmpfsInodes = 4096
+    /// Warm Python zygotes (0 disables the pool: every run starts a fresh interpreter).
+    public var pythonSlots = max(2, System.coreCount)
+    /// A slot is replaced after this many runs (bounds how long one interpreter's hash seed is reused).
+    public var maxRunsPerSlot = 1000
+    public var maxSlotAge: Duration = .seconds(600)
 
     public init() {}
 }
@@ -50,6 +55,7 @@ public final class RunEngine: Sendable {
     private let counter = Atomic<UInt64>(0)
     private let active = Mutex<[String: RunControl]>([:])
     public let stats = RunStats()
+    let pythonPool: ZygotePool?
 
     public init(config: EngineConfig, cgroups: any CgroupManager) throws {
         self.config = config
@@ -58,12 +64,37 @@ public final class RunEngine: Sendable {
         threads = NIOThreadPool(numberOfThreads: config.maxConcurrentRuns)
         threads.start()
         gate = AdmissionGate(capacity: config.maxConcurrentRuns, queueLimit: config.maxQueuedRuns)
-        hostIDs = HostIDPool(base: config.hostIDBase, count: config.maxConcurrentRuns * 2)
+        let hostIDs = HostIDPool(base: config.hostIDBase, count: 4096)
+        self.hostIDs = hostIDs
         do {
             try FileManager.default.createDirectory(
                 atPath: config.rootDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
         } catch {
             throw ExecdError(.internalError, "cannot create the sandbox root mount point \(config.rootDirectory): \(error)")
+        }
+        if config.pythonSlots > 0 {
+            let seccomp = self.seccomp
+            pythonPool = ZygotePool(
+                settings: .init(target: config.pythonSlots, maxRunsPerSlot: config.maxRunsPerSlot, maxSlotAge: config.maxSlotAge),
+                start: { id in
+                    guard let zygote = hostIDs.acquire() else { throw ExecdError(.internalError, "no free host uid") }
+                    guard let run = hostIDs.acquire() else {
+                        hostIDs.release(zygote)
+                        throw ExecdError(.internalError, "no free host uid")
+                    }
+                    do {
+                        let slot = try ZygoteSlot.start(id: id, hostIDs: (zygote, run), config: config, seccomp: seccomp, cgroups: cgroups)
+                        slot.onRetire = { hostIDs.release(zygote); hostIDs.release(run) }
+                        return slot
+                    } catch {
+                        hostIDs.release(zygote)
+                        hostIDs.release(run)
+                        throw error
+                    }
+                },
+                onEvent: { _ in })
+        } else {
+            pythonPool = nil
         }
     }
 
@@ -75,6 +106,7 @@ public final class RunEngine: Sendable {
         while activeCount > 0 && ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(20)) }
         for control in active.withLock({ Array($0.values) }) { control.cancel() }
         while activeCount > 0 { try? await Task.sleep(for: .milliseconds(5)) }
+        pythonPool?.shutdown()
         try? await threads.shutdownGracefully()
     }
 
@@ -149,6 +181,12 @@ public final class RunEngine: Sendable {
     ) -> Execd_V1_RunResult {
         var result = Execd_V1_RunResult()
         result.runID = runID
+        if request.language == .python, let pool = pythonPool, let slot = pool.take() {
+            if let pooled = executePooled(runID, slot: slot, pool: pool, request: request, limits: limits, files: files,
+                                          side: side, control: control) {
+                return pooled
+            }
+        }
         guard let hostID = hostIDs.acquire() else {
             return Self.internalError(result, "no free host uid (more sandboxes alive than configured)")
         }
@@ -177,6 +215,62 @@ public final class RunEngine: Sendable {
         } catch {
             return Self.internalError(result, "spawning the sandbox: \(error)")
         }
+        return finish(runID, process: process, cgroup: cgroup, request: request, limits: limits, side: side, control: control)
+    }
+
+    /// Runs on a warm zygote: the run gets a cgroup of its own, joins it before its code runs, and the slot goes
+    /// back to the pool only if the zygote is still sound. Returns nil when the run could not be handed to the
+    /// zygote at all (the slot is retired; the caller falls back to a one-shot sandbox).
+    private func executePooled(
+        _ runID: String, slot: ZygoteSlot, pool: ZygotePool, request: Execd_V1_RunRequest, limits: RunLimits,
+        files: [SandboxFile], side: (any SideChannelSink)?, control: RunControl
+    ) -> Execd_V1_RunResult? {
+        let cgroup: any RunCgroup
+        do {
+            cgroup = try cgroups.createRunGroup(
+                name: runID,
+                limits: CgroupLimits(memoryBytes: limits.memoryBytes, maxProcesses: limits.maxProcesses,
+                                     cpuQuotaMillicores: limits.cpuQuotaMillicores))
+        } catch {
+            pool.giveBack(slot, healthy: true)
+            return Self.internalError(Execd_V1_RunResult.with { $0.runID = runID }, "creating the run's cgroup: \(error)")
+        }
+        defer {
+            try? cgroup.killAll()
+            try? cgroup.destroy()
+        }
+        let run: ZygoteRun
+        do {
+            let payload = try ZygoteSlot.payload(
+                files: files, args: request.args, rlimits: Self.rlimits(limits),
+                tmpfs: "size=\(limits.tmpfsBytes),nr_inodes=\(config.tmpfsInodes),mode=1777")
+            run = try ZygoteRun.start(control: slot.control, payload: payload, sideChannel: side != nil,
+                                      killGroup: { try? cgroup.killAll() })
+        } catch {
+            pool.giveBack(slot, healthy: false)
+            return nil
+        }
+        do {
+            try cgroup.add(pid: run.hostPID)  // before release: no user code ever runs outside the run's cgroup
+            try run.release()
+        } catch {
+            run.kill()
+            pool.giveBack(slot, healthy: false)
+            return Self.internalError(Execd_V1_RunResult.with { $0.runID = runID }, "placing the run in its cgroup: \(error)")
+        }
+        let result = finish(runID, process: run, cgroup: cgroup, request: request, limits: limits, side: side, control: control)
+        slot.runsServed += 1
+        slot.lastStatus = result.status
+        slot.lastPeakMemory = result.memoryPeakBytes
+        pool.giveBack(slot, healthy: !run.zygoteBroken && result.status != .internalError && slot.isAlive)
+        return result
+    }
+
+    /// Monitors a started run to its end and turns what the kernel reported into a result.
+    private func finish(
+        _ runID: String, process: any MonitoredProcess, cgroup: any RunCgroup, request: Execd_V1_RunRequest,
+        limits: RunLimits, side: (any SideChannelSink)?, control: RunControl
+    ) -> Execd_V1_RunResult {
         let monitor = RunMonitor(
             cpuLimit: limits.cpuTime, wallLimit: limits.wallTime, outputLimit: limits.outputBytes,
             cores: Double(limits.cpuQuotaMillicores) / 1000,
@@ -185,6 +279,8 @@ public final class RunEngine: Sendable {
         let usage = (try? cgroup.usage()) ?? CgroupUsage(cpuTime: .zero, memoryPeakBytes: 0, oomKills: 0)
         let verdict = Verdict.decide(outcome, cpuTime: usage.cpuTime, cpuLimit: limits.cpuTime,
                                      wallLimit: limits.wallTime, oomKills: usage.oomKills)
+        var result = Execd_V1_RunResult()
+        result.runID = runID
         result.status = verdict.status
         result.timeLimitKind = verdict.timeLimitKind
         result.exitCode = verdict.exitCode

@@ -38,6 +38,7 @@ RUN_ID = 1000  # the uid and gid run children become (mapped to the slot's secon
 
 CLONE_NEWNS = 0x00020000
 MS_NOSUID, MS_NODEV, MS_NOEXEC = 2, 4, 8
+MNT_DETACH = 2
 PR_SET_PDEATHSIG, PR_SET_SECCOMP, PR_CAPBSET_DROP, PR_SET_SECUREBITS = 1, 22, 24, 28
 PR_SET_NO_NEW_PRIVS, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 38, 47, 4
 SECCOMP_MODE_FILTER = 2
@@ -78,6 +79,7 @@ def read_payload(fd):
 def prepare(header, blob):
     """Everything between fork and user code, as root of the slot namespace."""
     check("mount namespace", LIBC.unshare(CLONE_NEWNS))
+    check("unmount the zygote's /tmp", LIBC.umount2(b"/tmp", MNT_DETACH))  # zygote.py, the filter: not the run's
     check("mount /tmp", LIBC.mount(b"tmpfs", b"/tmp", b"tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
                                   header["tmpfs"].encode()))
     offset = 0
@@ -123,7 +125,7 @@ def run_user_code(header):
         tb = e.__traceback__.tb_next if e.__traceback__ is not None else None
         if isinstance(e, SyntaxError):
             tb = None
-        sys.excepthook(type(e), e, tb)
+        sys.excepthook(type(e), e.with_traceback(tb), tb)  # the hook prints e.__traceback__
         code = 1
     try:
         threading._shutdown()

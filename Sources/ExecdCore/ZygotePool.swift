@@ -1,0 +1,202 @@
+import ExecProtocol
+import Foundation
+import SandboxOS
+import Synchronization
+
+/// The warm Python slots: taken by a run, given back healthy or retired, refilled in the background.
+///
+/// Slots are started and retired on one long-lived thread of the pool's own: a sandbox's parent-death signal is
+/// tied to the thread that spawned it, so that thread must live as long as the slots.
+final class ZygotePool: @unchecked Sendable {
+    struct Settings: Sendable {
+        var target: Int
+        var maxRunsPerSlot = 1000
+        var maxSlotAge: Duration = .seconds(600)
+    }
+
+    struct Snapshot: Sendable {
+        var target: Int
+        var idle: Int
+        var busy: Int
+        var starting: Int
+        var failedStarts: Int
+        var retired: Int
+        var slots: [SlotInfo]
+    }
+
+    struct SlotInfo: Sendable {
+        var id: String
+        var state: String
+        var pid: pid_t
+        var hostUID: UInt32
+        var runsServed: Int
+        var age: Duration
+        var lastStatus: Execd_V1_Status
+        var lastPeakMemory: UInt64
+    }
+
+    private struct State {
+        var settings: Settings
+        var idle: [ZygoteSlot] = []
+        var busy: [String: ZygoteSlot] = [:]
+        var starting = 0
+        var toRetire: [ZygoteSlot] = []
+        var failedStarts = 0
+        var consecutiveFailures = 0
+        var retired = 0
+        var draining = false
+        var stopped = false
+        var counter = 0
+        var threadRunning = false
+    }
+
+    private let state: Mutex<State>
+    private let wake = NSCondition()
+    private var thread: Thread?
+    private let start: @Sendable (String) throws -> ZygoteSlot
+    let onEvent: @Sendable (String) -> Void
+
+    /// `start` makes a warm slot with the given id (blocking; called on the pool's thread).
+    init(settings: Settings, start: @escaping @Sendable (String) throws -> ZygoteSlot, onEvent: @escaping @Sendable (String) -> Void) {
+        state = Mutex(State(settings: settings))
+        self.start = start
+        self.onEvent = onEvent
+        let thread = Thread { [unowned self] in self.maintain() }
+        thread.name = "execd-zygotes"
+        self.thread = thread
+        thread.start()
+    }
+
+    /// An idle, live slot for a run, or nil when none is ready (the caller then runs one-shot).
+    func take() -> ZygoteSlot? {
+        while true {
+            let slot: ZygoteSlot? = state.withLock { s in
+                guard !s.draining, let slot = s.idle.popLast() else { return nil }
+                s.busy[slot.id] = slot
+                return slot
+            }
+            guard let slot else { return nil }
+            if slot.isAlive { return slot }
+            giveBack(slot, healthy: false)  // died while idle: replace it and try the next one
+        }
+    }
+
+    /// Returns a slot after a run. An unhealthy, worn-out or old slot is retired and replaced, never reused.
+    func giveBack(_ slot: ZygoteSlot, healthy: Bool) {
+        state.withLock { s in
+            s.busy[slot.id] = nil
+            let worn = slot.runsServed >= s.settings.maxRunsPerSlot || ContinuousClock.now - slot.started > s.settings.maxSlotAge
+            if healthy && !worn && !s.draining && s.idle.count + s.busy.count < s.settings.target {
+                s.idle.append(slot)
+            } else {
+                s.toRetire.append(slot)
+            }
+        }
+        signal()
+    }
+
+    func resize(_ target: Int) {
+        state.withLock { s in
+            s.settings.target = target
+            while s.idle.count + s.busy.count > target, let slot = s.idle.popLast() { s.toRetire.append(slot) }
+        }
+        signal()
+    }
+
+    /// Replaces every slot (busy ones when their run ends).
+    func recycle() {
+        state.withLock { s in
+            s.toRetire += s.idle
+            s.idle.removeAll()
+            for slot in s.busy.values { slot.runsServed = Int.max }  // retired on give-back
+        }
+        signal()
+    }
+
+    func setDraining(_ draining: Bool) {
+        state.withLock { s in
+            s.draining = draining
+            if draining { s.toRetire += s.idle; s.idle.removeAll() }
+        }
+        signal()
+    }
+
+    /// Retires every slot and stops the pool's thread; returns once no zygote is left.
+    func shutdown() {
+        state.withLock { s in
+            s.stopped = true
+            s.toRetire += s.idle
+            s.idle.removeAll()
+        }
+        signal()
+        while state.withLock({ $0.threadRunning }) { Thread.sleep(forTimeInterval: 0.005) }
+    }
+
+    var snapshot: Snapshot {
+        state.withLock { s in
+            let now = ContinuousClock.now
+            func info(_ slot: ZygoteSlot, _ state: String) -> SlotInfo {
+                SlotInfo(id: slot.id, state: state, pid: slot.process.pid, hostUID: slot.runHostID, runsServed: slot.runsServed,
+                         age: now - slot.started, lastStatus: slot.lastStatus, lastPeakMemory: slot.lastPeakMemory)
+            }
+            return Snapshot(
+                target: s.settings.target, idle: s.idle.count, busy: s.busy.count, starting: s.starting,
+                failedStarts: s.failedStarts, retired: s.retired,
+                slots: s.idle.map { info($0, "idle") } + s.busy.values.map { info($0, "leased") })
+        }
+    }
+
+    private func signal() {
+        wake.lock()
+        wake.signal()
+        wake.unlock()
+    }
+
+    /// The pool's thread: retire what must go, start what is missing, sleep until there is work.
+    private func maintain() {
+        Thread.current.name = "execd-zygotes"
+        state.withLock { $0.threadRunning = true }
+        while true {
+            let (retire, needed, stopped, backoff) = state.withLock { s -> ([ZygoteSlot], Int, Bool, Bool) in
+                let retire = s.toRetire
+                s.toRetire.removeAll()
+                s.retired += retire.count
+                let have = s.idle.count + s.busy.count
+                let needed = s.stopped || s.draining ? 0 : max(0, s.settings.target - have)
+                if needed > 0 { s.starting = 1 }
+                return (retire, needed, s.stopped, s.consecutiveFailures > 0)
+            }
+            for slot in retire { slot.retire() }
+            if stopped && state.withLock({ $0.busy.isEmpty && $0.toRetire.isEmpty }) { break }
+            if needed > 0 {
+                if backoff { Thread.sleep(forTimeInterval: 0.2) }  // a broken setup must not spin the CPU
+                let id = state.withLock { s -> String in
+                    s.counter += 1
+                    return "slot-python-\(s.counter)"
+                }
+                do {
+                    let slot = try start(id)
+                    state.withLock { s in
+                        s.starting = 0
+                        s.consecutiveFailures = 0
+                        s.idle.append(slot)
+                    }
+                } catch {
+                    state.withLock { s in
+                        s.starting = 0
+                        s.failedStarts += 1
+                        s.consecutiveFailures += 1
+                    }
+                    onEvent("zygote start failed: \(error)")
+                }
+                continue
+            }
+            wake.lock()
+            if state.withLock({ $0.toRetire.isEmpty && ($0.stopped || $0.draining || $0.idle.count + $0.busy.count >= $0.settings.target) }) {
+                _ = wake.wait(until: Date().addingTimeInterval(stopped ? 0.01 : 1))
+            }
+            wake.unlock()
+        }
+        state.withLock { $0.threadRunning = false }
+    }
+}

@@ -1,0 +1,146 @@
+import ExecProtocol
+import Foundation
+import SandboxOS
+
+/// One pool slot: a sandbox of its own (namespaces, two host uids, a cgroup) holding a warm Python interpreter
+/// that forks one child per run (see Zygote/zygote.py).
+final class ZygoteSlot: @unchecked Sendable {
+    /// The uid run children become inside the slot's user namespace (zygote.py's RUN_ID).
+    static let runUID: UInt32 = 1000
+    /// What a zygote keeps to set up its children: CAP_SETGID, CAP_SETUID, CAP_SETPCAP, CAP_SYS_ADMIN.
+    static let zygoteCaps: UInt64 = (1 << 6) | (1 << 7) | (1 << 8) | (1 << 21)
+
+    let id: String
+    let zygoteHostID: UInt32
+    let runHostID: UInt32
+    let process: SandboxProcess
+    let control: ControlSocket
+    let cgroup: any RunCgroup
+    let started = ContinuousClock.now
+    /// Mutated only by the one run that holds the slot (or the pool, while it is idle).
+    var runsServed = 0
+    var lastStatus: Execd_V1_Status = .unspecified
+    var lastPeakMemory: UInt64 = 0
+    /// Gives the slot's host uids back once its sandbox is gone.
+    var onRetire: (@Sendable () -> Void)?
+
+    private init(id: String, zygoteHostID: UInt32, runHostID: UInt32, process: SandboxProcess, control: ControlSocket,
+                 cgroup: any RunCgroup) {
+        self.id = id
+        self.zygoteHostID = zygoteHostID
+        self.runHostID = runHostID
+        self.process = process
+        self.control = control
+        self.cgroup = cgroup
+    }
+
+    /// Starts a zygote and waits until it is warm. The calling thread must outlive the slot (death signal).
+    static func start(
+        id: String, hostIDs: (zygote: UInt32, run: UInt32), config: EngineConfig, seccomp: SeccompProgram,
+        cgroups: any CgroupManager
+    ) throws -> ZygoteSlot {
+        let cgroup = try cgroups.createRunGroup(
+            name: id, limits: CgroupLimits(memoryBytes: 256 << 20, maxProcesses: 16, cpuQuotaMillicores: 1000))
+        do {
+            let (control, childEnd) = try ControlSocket.pair()
+            defer { close(childEnd) }
+            let profile = config.python
+            var spec = SandboxSpec(
+                rootDirectory: config.rootDirectory, mounts: config.mounts,
+                files: [SandboxFile(path: "/tmp/zygote.py", contents: try zygoteSource()),
+                        SandboxFile(path: "/tmp/seccomp.bpf", contents: seccomp.bytes)],
+                tmpfsBytes: 1 << 20, tmpfsInodes: 64, executable: profile.executable,
+                arguments: profile.arguments + ["/tmp/zygote.py"], environment: profile.environment,
+                rlimits: slotRlimits(config.maxima), seccomp: seccomp, hostID: hostIDs.zygote)
+            spec.secondaryID = (runUID, hostIDs.run)
+            spec.inheritedFD3 = childEnd
+            spec.zygoteKeepCaps = zygoteCaps
+            let process = try SandboxSpawner.spawn(spec, cgroupFD: cgroup.cloneIntoFD) { pid in
+                if cgroup.cloneIntoFD == nil { try cgroup.add(pid: pid) }
+            }
+            process.closeStdin()
+            do {
+                let ready = try control.receive(timeout: .seconds(10))
+                guard let ready, ready.message == Array("READY".utf8) else {
+                    throw ExecdError(.internalError, "zygote \(id) did not become ready: \(process.drainStderr())")
+                }
+            } catch {
+                process.kill()
+                throw ExecdError(.internalError, "zygote \(id) did not become ready (\(error)): \(process.drainStderr())")
+            }
+            return ZygoteSlot(id: id, zygoteHostID: hostIDs.zygote, runHostID: hostIDs.run, process: process,
+                              control: control, cgroup: cgroup)
+        } catch {
+            try? cgroup.killAll()
+            try? cgroup.destroy()
+            throw error
+        }
+    }
+
+    /// Kills the zygote (and with it the slot's pid namespace) and removes its cgroup.
+    func retire() {
+        process.kill()
+        _ = process.reap()
+        process.closeAll()
+        control.close()
+        try? cgroup.killAll()
+        try? cgroup.destroy()
+        onRetire?()
+        onRetire = nil
+    }
+
+    /// True while the zygote's sandbox is alive (its reaper has not exited).
+    var isAlive: Bool {
+        var p = pollfd(fd: process.pidfd, events: Int16(POLLIN), revents: 0)
+        return process.pidfd >= 0 && poll(&p, 1, 0) == 0
+    }
+
+    /// The zygote's rlimits are the maxima, so each run can lower them to its own (raising needs a capability the
+    /// zygote does not have).
+    static func slotRlimits(_ maxima: RunLimits) -> [ResourceLimit] {
+        [
+            ResourceLimit(.core, 0),
+            ResourceLimit(.fileSize, maxima.fileSizeBytes),
+            ResourceLimit(.openFiles, UInt64(maxima.openFiles)),
+            ResourceLimit(.processes, UInt64(maxima.maxProcesses)),
+            ResourceLimit(.memoryLock, 64 << 10),
+            ResourceLimit(.messageQueue, 0),
+            ResourceLimit(.stack, soft: 8 << 20, hard: 64 << 20),
+        ]
+    }
+
+    static func zygoteSource() throws -> [UInt8] {
+        guard let url = Bundle.module.url(forResource: "zygote", withExtension: "py", subdirectory: "Zygote"),
+              let data = try? Data(contentsOf: url)
+        else { throw ExecdError(.internalError, "zygote.py is missing from execd's resources") }
+        return Array(data)
+    }
+
+    /// The payload zygote.py reads for one run: a JSON header line, then the files' bytes back to back.
+    static func payload(files: [SandboxFile], args: [String], rlimits: [ResourceLimit], tmpfs: String) throws -> [UInt8] {
+        let header: [String: Any] = [
+            "files": files.map { ["path": $0.path, "len": $0.contents.count, "mode": Int($0.mode)] },
+            "args": args,
+            "rlimits": rlimits.map { [Int($0.resource), Int(clamping: $0.soft), Int(clamping: $0.hard)] },
+            "tmpfs": tmpfs,
+        ]
+        var bytes = Array(try JSONSerialization.data(withJSONObject: header))
+        bytes.append(UInt8(ascii: "\n"))
+        for file in files { bytes += file.contents }
+        return bytes
+    }
+}
+
+extension SandboxProcess {
+    /// Whatever the process wrote on stderr so far (non-blocking), for diagnostics.
+    func drainStderr() -> String {
+        var text = [UInt8]()
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while stderrFD >= 0 && text.count < 16384 {
+            let n = buffer.withUnsafeMutableBytes { read(stderrFD, $0.baseAddress, $0.count) }
+            if n <= 0 { break }
+            text += buffer[0..<n]
+        }
+        return String(decoding: text, as: UTF8.self)
+    }
+}
