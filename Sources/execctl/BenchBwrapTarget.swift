@@ -11,7 +11,10 @@ struct BenchBwrapTarget: BenchTarget {
     private let spawner: BenchSpawn
 
     init(language: Execd_V1_Language, code: String) {
-        spawner = BenchSpawn(arguments: Self.arguments(language: language, code: code), environment: ["PATH=/usr/bin:/bin"])
+        spawner = BenchSpawn(
+            arguments: Self.arguments(language: language, code: code),
+            environment: ["PATH=/usr/bin:/bin"]
+        )
     }
 
     /// bwrap's whole argv. The environment inside is execd's (`LanguageProfile.baseEnvironment`); nothing is

@@ -12,7 +12,8 @@ struct BenchCommand: AsyncParsableCommand {
             request failed, is an error; runs/s and the latency percentiles count successful runs only. \
             --baseline bwrap then runs the same program with the same concurrency and duration through \
             /usr/bin/bwrap, a fresh sandbox per run, and prints the throughput ratio execd/bwrap.
-            """)
+            """
+    )
 
     enum Baseline: String, ExpressibleByArgument, CaseIterable { case bwrap }
 
@@ -62,11 +63,12 @@ struct BenchCommand: AsyncParsableCommand {
 
     func run() async throws {
         guard let language, let mode = connectionMode else { preconditionFailure("validate() checked these") }
-        let program = try code.map { String(decoding: try readInput($0), as: UTF8.self) }
+        let program =
+            try code.map { String(decoding: try readInput($0), as: UTF8.self) }
             ?? (language == .python ? "print(1)" : "console.log(1)")
         let load = BenchLoad(concurrency: concurrency, stop: try stop())
-        let warmupLoad = BenchLoad(concurrency: concurrency, stop: .runs(warmup ?? concurrency))
         let reporter = BenchReporter(json: json)
+        let plan = "\(language.cliName), concurrency \(concurrency), \(describe(load.stop))"
 
         var request = Execd_V1_RunRequest()
         request.language = language
@@ -74,32 +76,51 @@ struct BenchCommand: AsyncParsableCommand {
         let execd: BenchExecdTarget
         do {
             execd = try await BenchExecdTarget.connect(
-                socketPath: connection.socketPath, connections: mode, workers: concurrency, request: request)
+                socketPath: connection.socketPath,
+                connections: mode,
+                workers: concurrency,
+                request: request
+            )
         } catch {
             fail("\(error)")
         }
-        let plan = "\(language.cliName), concurrency \(concurrency), \(describe(load.stop))"
         reporter.heading("execd: \(plan), \(mode.rawValue) connections")
-        if warmupLoad.stop.runs > 0 { _ = await warmupLoad.run(execd) }
-        let measured = await load.run(execd, progress: reporter.progress)
+        let execdSummary = await measure(execd, named: "execd", language: language, load: load, reporter: reporter)
         await execd.close()
-        let execdSummary = summary("execd", language, measured)
-        reporter.result(execdSummary)
 
         var baselineSummary: BenchSummary?
         if baseline == .bwrap {
             let bwrap = BenchBwrapTarget(language: language, code: program)
             if let problem = bwrap.check() { fail("the bwrap baseline does not work here: \(problem)") }
             reporter.heading("bwrap baseline: \(plan), a fresh sandbox per run")
-            if warmupLoad.stop.runs > 0 { _ = await warmupLoad.run(bwrap) }
-            let result = summary("bwrap", language, await load.run(bwrap, progress: reporter.progress))
-            reporter.result(result)
+            let result = await measure(bwrap, named: "bwrap", language: language, load: load, reporter: reporter)
             reporter.ratio(execd: execdSummary, baseline: result)
             baselineSummary = result
         }
         if json {
             print(BenchReport(execd: execdSummary, mode: mode, baseline: baselineSummary).encoded())
         }
+    }
+
+    /// Warms up, measures and prints one target.
+    private func measure(
+        _ target: some BenchTarget,
+        named name: String,
+        language: Execd_V1_Language,
+        load: BenchLoad,
+        reporter: BenchReporter
+    ) async -> BenchSummary {
+        await load.warmUp(target, runs: warmup ?? concurrency)
+        let (stats, elapsed) = await load.run(target, progress: reporter.progress)
+        let summary = BenchSummary(
+            target: name,
+            lang: language.cliName,
+            concurrency: concurrency,
+            elapsed: elapsed,
+            stats: stats
+        )
+        reporter.result(summary)
+        return summary
     }
 
     private func stop() throws -> BenchStop {
@@ -116,22 +137,6 @@ struct BenchCommand: AsyncParsableCommand {
         case .duration(let duration): "\(BenchSummary.format(duration.seconds, digits: 1)) s"
         case .runs(let runs): "\(runs) runs"
         }
-    }
-
-    private func summary(
-        _ target: String, _ language: Execd_V1_Language, _ measured: (stats: BenchStats, elapsed: Duration)
-    ) -> BenchSummary {
-        BenchSummary(
-            target: target, lang: language.cliName, concurrency: concurrency, elapsed: measured.elapsed,
-            stats: measured.stats)
-    }
-}
-
-extension BenchStop {
-    /// The run count of a `.runs` stop; 0 for a duration.
-    fileprivate var runs: Int {
-        if case .runs(let runs) = self { return runs }
-        return 0
     }
 }
 

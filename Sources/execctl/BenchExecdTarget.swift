@@ -20,7 +20,10 @@ struct BenchExecdTarget: BenchTarget {
 
     /// Connects (once, or once per worker) and says hello; throws `ExecClientError.connectFailed` and friends.
     static func connect(
-        socketPath: String, connections: Connections, workers: Int, request: Execd_V1_RunRequest
+        socketPath: String,
+        connections: Connections,
+        workers: Int,
+        request: Execd_V1_RunRequest
     ) async throws -> BenchExecdTarget {
         var clients: [ExecClient] = []
         for _ in 0..<(connections == .shared ? 1 : workers) {

@@ -22,6 +22,13 @@ struct BenchLoad: Sendable {
     var concurrency: Int
     var stop: BenchStop
 
+    /// Runs `runs` runs with the same concurrency and discards their figures: first connections, page cache and
+    /// the daemon's first-run work stay out of the measurement.
+    func warmUp(_ target: some BenchTarget, runs: Int) async {
+        guard runs > 0 else { return }
+        _ = await BenchLoad(concurrency: concurrency, stop: .runs(runs)).run(target)
+    }
+
     /// Runs the load and returns the merged figures and the time from the first start to the last finish.
     ///
     /// - Parameter progress: called about once a second with the runs completed so far and the time since start.

@@ -44,7 +44,8 @@ struct BenchReporter: Sendable {
             let rate = interval > 0 ? Double(completed - last.completed) / interval : 0
             Self.writeStderr(
                 "\r\u{1B}[K  \(BenchSummary.format(elapsed.seconds, digits: 0)) s: \(completed) runs, "
-                    + "\(BenchSummary.format(rate, digits: 1)) runs/s")
+                    + "\(BenchSummary.format(rate, digits: 1)) runs/s"
+            )
         }
     }
 

@@ -55,7 +55,11 @@ struct BenchStats: Sendable {
 
     /// One microsecond to one hour, three significant digits: exact to 1 µs below 2 ms, to 0.1% above.
     private static func makeHistogram() -> Histogram<UInt64> {
-        Histogram(lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: .three)
+        Histogram(
+            lowestDiscernibleValue: 1,
+            highestTrackableValue: 3_600_000_000,
+            numberOfSignificantValueDigits: .three
+        )
     }
 
     private static func record(_ micros: UInt64, in histogram: inout Histogram<UInt64>) {
