@@ -89,9 +89,12 @@ for lang in python javascript; do
         commands+=("execctl bench --socket $socket --duration $duration --json --lang $lang --concurrency $concurrency --baseline bwrap")
     done
 done
-# One connection shared by all workers instead of one each: the comparison behind the per-worker default.
-bench --lang python --concurrency 4 --connections shared
-commands+=("execctl bench --socket $socket --duration $duration --json --lang python --concurrency 4 --connections shared")
+# One connection per worker or one shared by all: alternated three times, so that drift in the machine's load hits
+# both alike.
+for _ in 1 2 3; do
+    for connections in per-worker shared; do bench --lang python --concurrency 4 --connections "$connections"; done
+done
+commands+=("execctl bench --socket $socket --duration $duration --json --lang python --concurrency 4 --connections per-worker|shared  # 3 times each, alternating")
 
 after_rss=$(rss_kib "$execd_pid" VmRSS)
 peak_rss=$(rss_kib "$execd_pid" VmHWM)
@@ -146,18 +149,24 @@ gaps = (f" At concurrency 1, where nothing queues, execd adds {' and '.join(gaps
         f"wall time.") if gaps else ""
 
 connections = "(not measured)"
-for s in shared:
-    same = [r for r in paired if r["lang"] == s["lang"] and r["concurrency"] == s["concurrency"]]
-    if same and same[0]["runs_per_sec"] > 0:
-        p = same[0]
-        change = (s["runs_per_sec"] / p["runs_per_sec"] - 1) * 100
-        connections = (
-            f"| {s['lang']}, {s['concurrency']} workers | runs/s | latency p50 / p90 / p99 / max (ms) |\n"
-            f"|---|---:|---|\n"
-            f"| one connection per worker | {p['runs_per_sec']:.1f} | {pct(p.get('latency_ms'))} |\n"
-            f"| one shared connection | {s['runs_per_sec']:.1f} | {pct(s.get('latency_ms'))} |\n\n"
-            f"Shared minus per-worker throughput: {change:+.1f}% (one measurement each, minutes apart; compare "
-            f"with the spread between neighbouring rows above before reading much into it).")
+alone = [r for r in rows if "baseline" not in r]
+modes = {m: [r for r in alone if r.get("connections") == m] for m in ("per-worker", "shared")}
+if modes["per-worker"] and modes["shared"]:
+    median = lambda xs: sorted(xs)[len(xs) // 2]
+    lines = [f"| {alone[0]['lang']}, {alone[0]['concurrency']} workers | runs/s (each measurement, in order) "
+             f"| median runs/s | median latency p50 / p99 (ms) | errors |", "|---|---|---:|---|---:|"]
+    for mode, label in (("per-worker", "one connection per worker"), ("shared", "one shared connection")):
+        rs = modes[mode]
+        lines.append(
+            f"| {label} | {', '.join('%.1f' % r['runs_per_sec'] for r in rs)} "
+            f"| {median([r['runs_per_sec'] for r in rs]):.1f} "
+            f"| {median([r['latency_ms']['p50'] for r in rs]):.1f} / {median([r['latency_ms']['p99'] for r in rs]):.1f} "
+            f"| {sum(r['errors'] for r in rs)} |")
+    a = median([r["runs_per_sec"] for r in modes["per-worker"]])
+    b = median([r["runs_per_sec"] for r in modes["shared"]])
+    connections = "\n".join(lines) + (
+        f"\n\nMedian throughput, shared vs per-worker: {(b / a - 1) * 100:+.1f}% (measurements alternated; compare "
+        f"with the spread within each row before reading much into it)." if a > 0 else "")
 
 restarts = int(env["BENCH_RESTARTS"])
 restarts = (f" execd was stopped from outside {restarts} time(s) during the session and restarted; the interrupted "
@@ -217,6 +226,8 @@ multiplexes every worker's requests over one connection (by request id).
   `python3 -I -B -c` / `node -e`. Both use the same environment (`PATH`, `HOME`, `TMPDIR`, `LANG`, `LC_ALL`, no
   `NODE_EXTRA_CA_CERTS`).
 - Throughput is bounded by the CPUs: with {env["BENCH_NPROC"]} CPUs, concurrency beyond {env["BENCH_NPROC"]} mostly adds queueing latency.
+- Errors are counted, never hidden; an `internal_error` is execd's fault (the script prints where it kept execd's
+  log).
 - This machine is shared: other builds and tests may have run during the measurement (see the load average above),
   so differences of a few percent are noise.
 
