@@ -218,8 +218,8 @@ multiplexes every worker's requests over one connection (by request id).
 
 ## Reading these numbers
 
-- execd today starts a new sandbox for every run, like bwrap does, so the two are close; execd also creates and
-  removes a cgroup, applies a seccomp filter and rlimits, captures output through pipes and talks over the socket,
+- execd today starts a new sandbox for every run, as the bwrap baseline does, so their figures should be of the
+  same order; execd also creates and removes a cgroup, applies a seccomp filter and rlimits, captures output through pipes and talks over the socket,
   which bwrap (output to /dev/null, no cgroup, no limits) does not. The pool is meant to take the namespace,
   mount and interpreter start out of the per-run path; compare its figures with this table.
 - execd writes the program to `/tmp/main.py` / `/tmp/main.js` in the sandbox; the baseline passes it with
