@@ -110,6 +110,9 @@ public final class RunEngine: Sendable {
         try? await threads.shutdownGracefully()
     }
 
+    /// Host uids of the live zygotes themselves (not their runs): they are meant to stay.
+    public var zygoteUIDs: Set<UInt32> { Set(pythonPool?.snapshot.slots.map(\.zygoteUID) ?? []) }
+
     /// Runs executing now.
     public var activeCount: Int { active.withLock { $0.count } }
 

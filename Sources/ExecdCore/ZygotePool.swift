@@ -28,6 +28,8 @@ final class ZygotePool: @unchecked Sendable {
         var id: String
         var state: String
         var pid: pid_t
+        /// The uid the zygote runs as, and the one its run children become.
+        var zygoteUID: UInt32
         var hostUID: UInt32
         var runsServed: Int
         var age: Duration
@@ -136,7 +138,7 @@ final class ZygotePool: @unchecked Sendable {
         state.withLock { s in
             let now = ContinuousClock.now
             func info(_ slot: ZygoteSlot, _ state: String) -> SlotInfo {
-                SlotInfo(id: slot.id, state: state, pid: slot.process.pid, hostUID: slot.runHostID, runsServed: slot.runsServed,
+                SlotInfo(id: slot.id, state: state, pid: slot.process.pid, zygoteUID: slot.zygoteHostID, hostUID: slot.runHostID, runsServed: slot.runsServed,
                          age: now - slot.started, lastStatus: slot.lastStatus, lastPeakMemory: slot.lastPeakMemory)
             }
             return Snapshot(

@@ -12,6 +12,7 @@ final class TestDaemon: Sendable {
     let socketPath: String
     let hostIDBase: UInt32
     let cgroupSubtree: String
+    let engine: RunEngine
     private let group: ServiceGroup
     private let task: Task<Void, any Error>
 
@@ -30,6 +31,7 @@ final class TestDaemon: Sendable {
         config.maxQueuedRuns = queueLimit
         let cgroups = try Cgroups.detect(CgroupHost(subtreeName: cgroupSubtree))
         let engine = try RunEngine(config: config, cgroups: cgroups)
+        self.engine = engine
         var logger = Logger(label: "execd-test")
         logger.logLevel = .warning
         let server = ExecdServer(settings: .init(socketPath: socketPath), engine: engine, logger: logger)
@@ -69,22 +71,23 @@ final class TestDaemon: Sendable {
         return try await client.run(request)
     }
 
-    /// Processes on the host whose uid belongs to this daemon's sandboxes.
+    /// Processes on the host whose uid belongs to this daemon's sandboxes, but for the warm zygotes themselves.
     func leftoverProcesses() -> [String] {
-        let range = hostIDBase..<(hostIDBase + 1000)
+        let range = hostIDBase..<(hostIDBase + 4096)
+        let zygotes = engine.zygoteUIDs
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
         return entries.compactMap { entry -> String? in
             guard Int(entry) != nil,
                   let status = try? String(contentsOfFile: "/proc/\(entry)/status", encoding: .utf8),
                   let uidLine = status.split(separator: "\n").first(where: { $0.hasPrefix("Uid:") }),
                   let uid = uidLine.split(whereSeparator: { $0 == "\t" || $0 == " " }).dropFirst().first.flatMap({ UInt32($0) }),
-                  range.contains(uid)
+                  range.contains(uid), !zygotes.contains(uid)
             else { return nil }
             return "pid \(entry) uid \(uid)"
         }
     }
 
-    /// Run cgroups of this daemon still present (in any hierarchy).
+    /// Run cgroups of this daemon still present (in any hierarchy); the pool's slot cgroups are meant to stay.
     func leftoverCgroups() -> [String] {
         let roots = ["/sys/fs/cgroup/pids", "/sys/fs/cgroup/cpu", "/sys/fs/cgroup/cpuacct"]
         var found: [String] = []
@@ -92,7 +95,7 @@ final class TestDaemon: Sendable {
             let dir = "\(root)/\(cgroupSubtree)"
             let children = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
             var isDir: ObjCBool = false
-            for child in children where FileManager.default.fileExists(atPath: "\(dir)/\(child)", isDirectory: &isDir) && isDir.boolValue {
+            for child in children where !child.hasPrefix("slot-") && FileManager.default.fileExists(atPath: "\(dir)/\(child)", isDirectory: &isDir) && isDir.boolValue {
                 found.append("\(dir)/\(child)")
             }
         }

@@ -77,11 +77,19 @@ def read_payload(fd):
 
 
 def prepare(header, blob):
-    """Everything between fork and user code, as root of the slot namespace."""
+    """Everything between fork and user code: mounts as root of the slot namespace, the rest as the run's uid
+    (so the program owns the files it is given, as in a one-shot sandbox)."""
     check("mount namespace", LIBC.unshare(CLONE_NEWNS))
     check("unmount the zygote's /tmp", LIBC.umount2(b"/tmp", MNT_DETACH))  # zygote.py, the filter: not the run's
     check("mount /tmp", LIBC.mount(b"tmpfs", b"/tmp", b"tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
                                   header["tmpfs"].encode()))
+    check("securebits", prctl(PR_SET_SECUREBITS, SECUREBITS))
+    for cap in range(LAST_CAP + 1):
+        check("bounding set", prctl(PR_CAPBSET_DROP, cap))
+    check("ambient set", prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0))
+    os.setgroups([])
+    os.setresgid(RUN_ID, RUN_ID, RUN_ID)
+    os.setresuid(RUN_ID, RUN_ID, RUN_ID)  # all uids non-zero: permitted and effective sets are cleared
     offset = 0
     for f in header["files"]:
         data = blob[offset:offset + f["len"]]
@@ -93,13 +101,6 @@ def prepare(header, blob):
             out.write(data)
     for res, soft, hard in header["rlimits"]:
         resource.setrlimit(res, (soft, hard))
-    check("securebits", prctl(PR_SET_SECUREBITS, SECUREBITS))
-    for cap in range(LAST_CAP + 1):
-        check("bounding set", prctl(PR_CAPBSET_DROP, cap))
-    check("ambient set", prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0))
-    os.setgroups([])
-    os.setresgid(RUN_ID, RUN_ID, RUN_ID)
-    os.setresuid(RUN_ID, RUN_ID, RUN_ID)  # all uids non-zero: permitted and effective sets are cleared
     check("death signal", prctl(PR_SET_PDEATHSIG, 9))
     check("no_new_privs", prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
     check("seccomp", LIBC.prctl(ctypes.c_int(PR_SET_SECCOMP), ctypes.c_ulong(SECCOMP_MODE_FILTER),
