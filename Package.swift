@@ -78,6 +78,7 @@ let package = Package(
             dependencies: [
                 "ExecProtocol", "Harness",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]
         ),

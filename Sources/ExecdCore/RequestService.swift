@@ -47,8 +47,12 @@ public final class RequestService: Sendable {
                 return .run(result)
             case .judge(let judge):
                 return try await self.judge(judge)
-            case .status, .admin:
-                return .error(Execd_V1_Error(code: .badRequest, message: "this request kind is not supported by this server yet"))
+            case .status:
+                return .status(await engine.status())
+            case .admin(let admin):
+                let reply = try engine.admin(admin)
+                logger.notice("admin", metadata: ["action": "\(String(describing: admin.action))", "result": "\(reply.message)"])
+                return .admin(reply)
             case .hello, .cancel:
                 preconditionFailure("handled by the connection")
             }
@@ -92,6 +96,7 @@ extension ExecdError.Code {
         case .cancelled: .cancelled
         case .shuttingDown: .shuttingDown
         case .deadlineExceeded: .deadlineExceeded
+        case .notFound: .notFound
         }
     }
 }

@@ -14,13 +14,16 @@ public struct EngineConfig: Sendable {
     public var python = LanguageProfile.python
     public var javascript = LanguageProfile.javascript
     public var hostIDBase: UInt32 = 900_000
-    public var maxConcurrentRuns = max(2, System.coreCount)
+    /// Runs executing at once. A warm run is mostly waiting on the kernel, so twice the cores keeps them busy.
+    public var maxConcurrentRuns = max(4, 2 * System.coreCount)
     public var maxQueuedRuns = 256
     public var defaults = RunLimits.defaults
     public var maxima = RunLimits.maxima
     public var tmpfsInodes = 4096
     /// Warm Python zygotes (0 disables the pool: every run starts a fresh interpreter).
-    public var pythonSlots = max(2, System.coreCount)
+    public var pythonSlots = max(4, 2 * System.coreCount)
+    /// Pre-started single-use JavaScript workers (0 disables them).
+    public var javascriptSlots = max(2, System.coreCount)
     /// A slot is replaced after this many runs (bounds how long one interpreter's hash seed is reused).
     public var maxRunsPerSlot = 1000
     public var maxSlotAge: Duration = .seconds(600)
@@ -30,7 +33,7 @@ public struct EngineConfig: Sendable {
 
 /// An infrastructure failure (ours, not the program's).
 public struct ExecdError: Error, CustomStringConvertible, Sendable {
-    public enum Code: Sendable { case badRequest, unsupportedLanguage, busy, internalError, cancelled, shuttingDown, deadlineExceeded }
+    public enum Code: Sendable { case badRequest, unsupportedLanguage, busy, internalError, cancelled, shuttingDown, deadlineExceeded, notFound }
     public let code: Code
     public let message: String
 
@@ -50,12 +53,14 @@ public final class RunEngine: Sendable {
     let cgroups: any CgroupManager
     private let seccomp: SeccompProgram
     private let threads: NIOThreadPool
-    private let gate: AdmissionGate
+    let gate: AdmissionGate
+    let startedAt = ContinuousClock.now
     private let hostIDs: HostIDPool
     private let counter = Atomic<UInt64>(0)
     private let active = Mutex<[String: RunControl]>([:])
     public let stats = RunStats()
-    let pythonPool: ZygotePool?
+    let pythonPool: SlotPool<ZygoteSlot>?
+    let javascriptPool: SlotPool<WorkerSlot>?
 
     public init(config: EngineConfig, cgroups: any CgroupManager) throws {
         self.config = config
@@ -74,7 +79,8 @@ public final class RunEngine: Sendable {
         }
         if config.pythonSlots > 0 {
             let seccomp = self.seccomp
-            pythonPool = ZygotePool(
+            pythonPool = SlotPool(
+                name: "python",
                 settings: .init(target: config.pythonSlots, maxRunsPerSlot: config.maxRunsPerSlot, maxSlotAge: config.maxSlotAge),
                 start: { id in
                     guard let zygote = hostIDs.acquire() else { throw ExecdError(.internalError, "no free host uid") }
@@ -96,6 +102,26 @@ public final class RunEngine: Sendable {
         } else {
             pythonPool = nil
         }
+        if config.javascriptSlots > 0 {
+            let seccomp = self.seccomp
+            javascriptPool = SlotPool(
+                name: "javascript",
+                settings: .init(target: config.javascriptSlots, maxRunsPerSlot: 1, maxSlotAge: config.maxSlotAge),
+                start: { id in
+                    guard let hostID = hostIDs.acquire() else { throw ExecdError(.internalError, "no free host uid") }
+                    do {
+                        let slot = try WorkerSlot.start(id: id, hostID: hostID, config: config, seccomp: seccomp, cgroups: cgroups)
+                        slot.onRetire = { hostIDs.release(hostID) }
+                        return slot
+                    } catch {
+                        hostIDs.release(hostID)
+                        throw error
+                    }
+                },
+                onEvent: { _ in })
+        } else {
+            javascriptPool = nil
+        }
     }
 
     /// Stops accepting runs, lets running ones finish for up to `grace`, kills the rest, stops the threads.
@@ -107,11 +133,14 @@ public final class RunEngine: Sendable {
         for control in active.withLock({ Array($0.values) }) { control.cancel() }
         while activeCount > 0 { try? await Task.sleep(for: .milliseconds(5)) }
         pythonPool?.shutdown()
+        javascriptPool?.shutdown()
         try? await threads.shutdownGracefully()
     }
 
     /// Host uids of the live zygotes themselves (not their runs): they are meant to stay.
-    public var zygoteUIDs: Set<UInt32> { Set(pythonPool?.snapshot.slots.map(\.zygoteUID) ?? []) }
+    public var zygoteUIDs: Set<UInt32> {
+        Set((pythonPool?.snapshot.slots ?? []).map(\.zygoteUID) + (javascriptPool?.snapshot.slots.filter { $0.state == "idle" } ?? []).map(\.zygoteUID))
+    }
 
     /// Runs executing now.
     public var activeCount: Int { active.withLock { $0.count } }
@@ -190,6 +219,14 @@ public final class RunEngine: Sendable {
                 return pooled
             }
         }
+        if request.language == .javascript, let pool = javascriptPool, let slot = pool.take() {
+            if slot.fits(limits) {
+                return executeOnWorker(runID, slot: slot, pool: pool, request: request, limits: limits, files: files,
+                                       side: side, control: control)
+            }
+            pool.giveBack(slot, healthy: true)
+        }
+        stats.recordOneShot()
         guard let hostID = hostIDs.acquire() else {
             return Self.internalError(result, "no free host uid (more sandboxes alive than configured)")
         }
@@ -225,7 +262,7 @@ public final class RunEngine: Sendable {
     /// back to the pool only if the zygote is still sound. Returns nil when the run could not be handed to the
     /// zygote at all (the slot is retired; the caller falls back to a one-shot sandbox).
     private func executePooled(
-        _ runID: String, slot: ZygoteSlot, pool: ZygotePool, request: Execd_V1_RunRequest, limits: RunLimits,
+        _ runID: String, slot: ZygoteSlot, pool: SlotPool<ZygoteSlot>, request: Execd_V1_RunRequest, limits: RunLimits,
         files: [SandboxFile], side: (any SideChannelSink)?, control: RunControl
     ) -> Execd_V1_RunResult? {
         let cgroup: any RunCgroup
@@ -269,17 +306,59 @@ public final class RunEngine: Sendable {
         return result
     }
 
+    /// Runs on a pre-started worker: the worker's cgroup takes the run's limits, the program arrives on fd 4, and
+    /// the CPU node spent starting up is not the run's. The worker is used once.
+    private func executeOnWorker(
+        _ runID: String, slot: WorkerSlot, pool: SlotPool<WorkerSlot>, request: Execd_V1_RunRequest, limits: RunLimits,
+        files: [SandboxFile], side: (any SideChannelSink)?, control: RunControl
+    ) -> Execd_V1_RunResult {
+        defer { pool.giveBack(slot, healthy: false) }  // single use
+        let baseline: CgroupUsage
+        do {
+            try slot.cgroup.apply(CgroupLimits(memoryBytes: limits.memoryBytes, maxProcesses: limits.maxProcesses,
+                                               cpuQuotaMillicores: limits.cpuQuotaMillicores))
+            baseline = try slot.cgroup.usage()
+            var payload = try ZygoteSlot.payload(files: files, args: request.args, rlimits: [], tmpfs: "", side: side != nil)
+            payload.reserveCapacity(payload.count)
+            let process = slot.process
+            guard payload.withUnsafeBytes({ raw -> Bool in
+                var offset = 0
+                while offset < raw.count {
+                    var p = pollfd(fd: process.inputFD, events: Int16(POLLOUT), revents: 0)
+                    _ = poll(&p, 1, 1000)
+                    let n = write(process.inputFD, raw.baseAddress! + offset, raw.count - offset)
+                    if n > 0 { offset += n } else if n < 0 && errno != EAGAIN && errno != EINTR { return false }
+                }
+                return true
+            }) else { throw ExecdError(.internalError, "writing the program to the worker failed (errno \(errno))") }
+            process.closeInput()
+        } catch {
+            return Self.internalError(Execd_V1_RunResult.with { $0.runID = runID }, "starting the run on worker \(slot.id): \(error)")
+        }
+        let result = finish(runID, process: slot.process, cgroup: slot.cgroup, request: request, limits: limits, side: side,
+                            control: control, cpuBaseline: baseline.cpuTime, oomBaseline: baseline.oomKills)
+        slot.runsServed = 1
+        return result
+    }
+
     /// Monitors a started run to its end and turns what the kernel reported into a result.
     private func finish(
         _ runID: String, process: any MonitoredProcess, cgroup: any RunCgroup, request: Execd_V1_RunRequest,
-        limits: RunLimits, side: (any SideChannelSink)?, control: RunControl
+        limits: RunLimits, side: (any SideChannelSink)?, control: RunControl, cpuBaseline: Duration = .zero,
+        oomBaseline: Int = 0
     ) -> Execd_V1_RunResult {
+        func measured() -> CgroupUsage {
+            guard var usage = try? cgroup.usage() else { return CgroupUsage(cpuTime: .zero, memoryPeakBytes: 0, oomKills: 0) }
+            usage.cpuTime = max(.zero, usage.cpuTime - cpuBaseline)
+            usage.oomKills = max(0, usage.oomKills - oomBaseline)
+            return usage
+        }
         let monitor = RunMonitor(
             cpuLimit: limits.cpuTime, wallLimit: limits.wallTime, outputLimit: limits.outputBytes,
             cores: Double(limits.cpuQuotaMillicores) / 1000,
-            usage: { (try? cgroup.usage()).map { ($0.cpuTime, $0.oomKills) } ?? (.zero, 0) }, control: control, side: side)
+            usage: { let u = measured(); return (u.cpuTime, u.oomKills) }, control: control, side: side)
         let outcome = monitor.run(process, stdin: Array(request.stdin))
-        let usage = (try? cgroup.usage()) ?? CgroupUsage(cpuTime: .zero, memoryPeakBytes: 0, oomKills: 0)
+        let usage = measured()
         let verdict = Verdict.decide(outcome, cpuTime: usage.cpuTime, cpuLimit: limits.cpuTime,
                                      wallLimit: limits.wallTime, oomKills: usage.oomKills)
         var result = Execd_V1_RunResult()
@@ -348,8 +427,13 @@ struct UncheckedBox<T>: @unchecked Sendable {
 /// Totals per verdict since start.
 public final class RunStats: Sendable {
     private let counts = Mutex<[Int: Int]>([:])
+    private let oneShotRuns = Atomic<UInt64>(0)
 
     func record(_ status: Execd_V1_Status) { counts.withLock { $0[status.rawValue, default: 0] += 1 } }
+    func recordOneShot() { oneShotRuns.add(1, ordering: .relaxed) }
+
+    public var total: UInt64 { counts.withLock { UInt64($0.values.reduce(0, +)) } }
+    public var oneShot: UInt64 { oneShotRuns.load(ordering: .relaxed) }
 
     public var snapshot: [Execd_V1_Status: Int] {
         counts.withLock { Dictionary(uniqueKeysWithValues: $0.map { (Execd_V1_Status(rawValue: $0.key) ?? .unspecified, $0.value) }) }

@@ -4,7 +4,7 @@ import SandboxOS
 
 /// One pool slot: a sandbox of its own (namespaces, two host uids, a cgroup) holding a warm Python interpreter
 /// that forks one child per run (see Zygote/zygote.py).
-final class ZygoteSlot: @unchecked Sendable {
+final class ZygoteSlot: PoolSlot, @unchecked Sendable {
     /// The uid run children become inside the slot's user namespace (zygote.py's RUN_ID).
     static let runUID: UInt32 = 1000
     /// What a zygote keeps to set up its children: CAP_SETGID, CAP_SETUID, CAP_SETPCAP, CAP_SYS_ADMIN.
@@ -17,6 +17,7 @@ final class ZygoteSlot: @unchecked Sendable {
     let control: ControlSocket
     let cgroup: any RunCgroup
     let started = ContinuousClock.now
+    var sandboxPID: pid_t { process.pid }
     /// Mutated only by the one run that holds the slot (or the pool, while it is idle).
     var runsServed = 0
     var lastStatus: Execd_V1_Status = .unspecified
@@ -109,16 +110,12 @@ final class ZygoteSlot: @unchecked Sendable {
         ]
     }
 
-    static func zygoteSource() throws -> [UInt8] {
-        guard let url = Bundle.module.url(forResource: "zygote", withExtension: "py", subdirectory: "Zygote"),
-              let data = try? Data(contentsOf: url)
-        else { throw ExecdError(.internalError, "zygote.py is missing from execd's resources") }
-        return Array(data)
-    }
+    static func zygoteSource() throws -> [UInt8] { try WorkerSlot.resource("zygote") }
 
     /// The payload zygote.py reads for one run: a JSON header line, then the files' bytes back to back.
-    static func payload(files: [SandboxFile], args: [String], rlimits: [ResourceLimit], tmpfs: String) throws -> [UInt8] {
+    static func payload(files: [SandboxFile], args: [String], rlimits: [ResourceLimit], tmpfs: String, side: Bool = false) throws -> [UInt8] {
         let header: [String: Any] = [
+            "side": side,
             "files": files.map { ["path": $0.path, "len": $0.contents.count, "mode": Int($0.mode)] },
             "args": args,
             "rlimits": rlimits.map { [Int($0.resource), Int(clamping: $0.soft), Int(clamping: $0.hard)] },

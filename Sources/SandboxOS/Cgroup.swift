@@ -65,6 +65,8 @@ public protocol RunCgroup: Sendable {
     /// Moves `pid` (its whole thread group) into the leaf: every hierarchy's `cgroup.procs` on v1.
     /// Call before the child is released so it never runs unconstrained.
     func add(pid: pid_t) throws
+    /// Rewrites the limits (a pre-started worker's cgroup gets its run's limits just before the run).
+    func apply(_ limits: CgroupLimits) throws
     /// Reads CPU time, peak memory and OOM kills.
     func usage() throws -> CgroupUsage
     /// Sends SIGKILL to every process in the group (v2 `cgroup.kill`; v1 repeated rounds over

@@ -117,7 +117,7 @@ public final class CgroupV1RunGroup: RunCgroup {
         return leaf.basePath
     }
 
-    func apply(_ limits: CgroupLimits) throws {
+    public func apply(_ limits: CgroupLimits) throws {
         let memory = directory("memory")
         try CgroupFS.write(memory + "/memory.limit_in_bytes", "\(limits.memoryBytes)")
         // memsw (RAM + swap) equal to the RAM limit means no swap; it must be written after

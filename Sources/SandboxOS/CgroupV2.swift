@@ -47,15 +47,13 @@ public struct CgroupV2Manager: CgroupManager {
         let leaf = runsPath + "/" + name
         try ops.makeDirectory(leaf)
         do {
-            try CgroupFS.write(leaf + "/memory.max", "\(limits.memoryBytes)")
             try writeSwapOff(leaf)
             // One OOM kills the whole run: a half-killed program's output is meaningless.
             try CgroupFS.write(leaf + "/memory.oom.group", "1")
-            try CgroupFS.write(leaf + "/pids.max", "\(limits.maxProcesses)")
-            let quota = CgroupRules.quotaMicroseconds(millicores: limits.cpuQuotaMillicores)
-            try CgroupFS.write(leaf + "/cpu.max", "\(quota) \(CgroupRules.cpuPeriodMicroseconds)")
             let fd = try CgroupFS.openPath(leaf)
-            return CgroupV2RunGroup(name: name, path: leaf, fd: fd, ops: ops)
+            let group = CgroupV2RunGroup(name: name, path: leaf, fd: fd, ops: ops)
+            try group.apply(limits)
+            return group
         } catch {
             try? ops.removeDirectory(leaf)
             throw error
@@ -126,6 +124,15 @@ public final class CgroupV2RunGroup: RunCgroup {
 
     /// The leaf's O_PATH fd for `clone3(CLONE_INTO_CGROUP)` until `destroy()`.
     public var cloneIntoFD: Int32? { state.withLock { $0.fd } }
+
+    /// memory.max, pids.max and cpu.max.
+    public func apply(_ limits: CgroupLimits) throws {
+        try CgroupRules.validate(limits: limits)
+        try CgroupFS.write(path + "/memory.max", "\(limits.memoryBytes)")
+        try CgroupFS.write(path + "/pids.max", "\(limits.maxProcesses)")
+        let quota = CgroupRules.quotaMicroseconds(millicores: limits.cpuQuotaMillicores)
+        try CgroupFS.write(path + "/cpu.max", "\(quota) \(CgroupRules.cpuPeriodMicroseconds)")
+    }
 
     /// Writes `pid` to the leaf's cgroup.procs (for spawns that don't use CLONE_INTO_CGROUP).
     public func add(pid: pid_t) throws {

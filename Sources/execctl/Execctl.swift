@@ -6,7 +6,7 @@ struct Execctl: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "execctl",
         abstract: "Talk to execd over its Unix socket: run programs, judge solutions, inspect and benchmark the pool.",
-        subcommands: [RunCommand.self, JudgeCommand.self, BenchCommand.self])
+        subcommands: [RunCommand.self, JudgeCommand.self, StatusCommand.self, PoolCommand.self, KillCommand.self, BenchCommand.self])
 }
 
 /// Options every subcommand shares.

@@ -666,7 +666,7 @@ public nonisolated struct Execd_V1_RunResult: Sendable {
   public init() {}
 }
 
-/// Reserved for the pool issue: pool inspection.
+/// Pool inspection.
 public nonisolated struct Execd_V1_StatusRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -682,16 +682,188 @@ public nonisolated struct Execd_V1_StatusReply: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
+  public var serverVersion: String = String()
+
+  public var uptimeMs: UInt64 = 0
+
+  public var pools: [Execd_V1_PoolStatus] = []
+
+  /// runs executing now (pooled or one-shot)
+  public var running: UInt32 = 0
+
+  /// runs waiting for a slot
+  public var queued: UInt32 = 0
+
+  /// more than this and requests get ERROR_CODE_BUSY
+  public var queueLimit: UInt32 = 0
+
+  public var maxConcurrentRuns: UInt32 = 0
+
+  /// totals since start, by status name ("ok", "time_limit", ...)
+  public var verdicts: Dictionary<String,UInt64> = [:]
+
+  public var runsTotal: UInt64 = 0
+
+  /// runs that found no warm slot and started a fresh sandbox
+  public var oneShotRuns: UInt64 = 0
+
+  /// "v1" or "v2"
+  public var cgroupVersion: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 }
 
-/// Reserved for the pool issue: drain, resume, resize, recycle, kill.
+public nonisolated struct Execd_V1_PoolStatus: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var language: Execd_V1_Language = .unspecified
+
+  /// "zygote" (forks per run) or "worker" (single-use, pre-started)
+  public var kind: String = String()
+
+  public var target: UInt32 = 0
+
+  public var idle: UInt32 = 0
+
+  public var busy: UInt32 = 0
+
+  public var starting: UInt32 = 0
+
+  public var failedStarts: UInt32 = 0
+
+  public var retired: UInt64 = 0
+
+  public var draining: Bool = false
+
+  public var slots: [Execd_V1_SlotStatus] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Execd_V1_SlotStatus: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var id: String = String()
+
+  /// "idle" or "leased"
+  public var state: String = String()
+
+  /// host pid of the slot's sandbox (its reaper)
+  public var pid: Int32 = 0
+
+  /// host uid its runs execute as
+  public var hostUid: UInt32 = 0
+
+  public var runsServed: UInt64 = 0
+
+  public var ageMs: UInt64 = 0
+
+  public var lastStatus: Execd_V1_Status = .unspecified
+
+  public var lastPeakMemoryBytes: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// Pool administration.
 public nonisolated struct Execd_V1_AdminRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
+
+  public var action: Execd_V1_AdminRequest.OneOf_Action? = nil
+
+  /// stop handing out slots and retire idle ones (runs fall back to one-shot)
+  public var drain: Execd_V1_PoolTarget {
+    get {
+      if case .drain(let v)? = action {return v}
+      return Execd_V1_PoolTarget()
+    }
+    set {action = .drain(newValue)}
+  }
+
+  public var resume: Execd_V1_PoolTarget {
+    get {
+      if case .resume(let v)? = action {return v}
+      return Execd_V1_PoolTarget()
+    }
+    set {action = .resume(newValue)}
+  }
+
+  public var resize: Execd_V1_Resize {
+    get {
+      if case .resize(let v)? = action {return v}
+      return Execd_V1_Resize()
+    }
+    set {action = .resize(newValue)}
+  }
+
+  /// replace every slot (busy ones after their run)
+  public var recycle: Execd_V1_PoolTarget {
+    get {
+      if case .recycle(let v)? = action {return v}
+      return Execd_V1_PoolTarget()
+    }
+    set {action = .recycle(newValue)}
+  }
+
+  /// a run id from RunResult.run_id / status
+  public var killRun: String {
+    get {
+      if case .killRun(let v)? = action {return v}
+      return String()
+    }
+    set {action = .killRun(newValue)}
+  }
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public nonisolated enum OneOf_Action: Equatable, Sendable {
+    /// stop handing out slots and retire idle ones (runs fall back to one-shot)
+    case drain(Execd_V1_PoolTarget)
+    case resume(Execd_V1_PoolTarget)
+    case resize(Execd_V1_Resize)
+    /// replace every slot (busy ones after their run)
+    case recycle(Execd_V1_PoolTarget)
+    /// a run id from RunResult.run_id / status
+    case killRun(String)
+
+  }
+
+  public init() {}
+}
+
+public nonisolated struct Execd_V1_PoolTarget: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// LANGUAGE_UNSPECIFIED: every pool
+  public var language: Execd_V1_Language = .unspecified
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Execd_V1_Resize: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var language: Execd_V1_Language = .unspecified
+
+  public var target: UInt32 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -702,6 +874,10 @@ public nonisolated struct Execd_V1_AdminReply: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
+
+  public var done: Bool = false
+
+  public var message: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1494,18 +1670,219 @@ nonisolated extension Execd_V1_StatusRequest: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Execd_V1_StatusReply: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".StatusReply"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap()
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}server_version\0\u{3}uptime_ms\0\u{1}pools\0\u{1}running\0\u{1}queued\0\u{3}queue_limit\0\u{3}max_concurrent_runs\0\u{1}verdicts\0\u{3}runs_total\0\u{3}one_shot_runs\0\u{3}cgroup_version\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    // Load everything into unknown fields
-    while try decoder.nextFieldNumber() != nil {}
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.serverVersion) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.uptimeMs) }()
+      case 3: try { try decoder.decodeRepeatedMessageField(value: &self.pools) }()
+      case 4: try { try decoder.decodeSingularUInt32Field(value: &self.running) }()
+      case 5: try { try decoder.decodeSingularUInt32Field(value: &self.queued) }()
+      case 6: try { try decoder.decodeSingularUInt32Field(value: &self.queueLimit) }()
+      case 7: try { try decoder.decodeSingularUInt32Field(value: &self.maxConcurrentRuns) }()
+      case 8: try { try decoder.decodeMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufUInt64>.self, value: &self.verdicts) }()
+      case 9: try { try decoder.decodeSingularUInt64Field(value: &self.runsTotal) }()
+      case 10: try { try decoder.decodeSingularUInt64Field(value: &self.oneShotRuns) }()
+      case 11: try { try decoder.decodeSingularStringField(value: &self.cgroupVersion) }()
+      default: break
+      }
+    }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.serverVersion.isEmpty {
+      try visitor.visitSingularStringField(value: self.serverVersion, fieldNumber: 1)
+    }
+    if self.uptimeMs != 0 {
+      try visitor.visitSingularUInt64Field(value: self.uptimeMs, fieldNumber: 2)
+    }
+    if !self.pools.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.pools, fieldNumber: 3)
+    }
+    if self.running != 0 {
+      try visitor.visitSingularUInt32Field(value: self.running, fieldNumber: 4)
+    }
+    if self.queued != 0 {
+      try visitor.visitSingularUInt32Field(value: self.queued, fieldNumber: 5)
+    }
+    if self.queueLimit != 0 {
+      try visitor.visitSingularUInt32Field(value: self.queueLimit, fieldNumber: 6)
+    }
+    if self.maxConcurrentRuns != 0 {
+      try visitor.visitSingularUInt32Field(value: self.maxConcurrentRuns, fieldNumber: 7)
+    }
+    if !self.verdicts.isEmpty {
+      try visitor.visitMapField(fieldType: SwiftProtobuf._ProtobufMap<SwiftProtobuf.ProtobufString,SwiftProtobuf.ProtobufUInt64>.self, value: self.verdicts, fieldNumber: 8)
+    }
+    if self.runsTotal != 0 {
+      try visitor.visitSingularUInt64Field(value: self.runsTotal, fieldNumber: 9)
+    }
+    if self.oneShotRuns != 0 {
+      try visitor.visitSingularUInt64Field(value: self.oneShotRuns, fieldNumber: 10)
+    }
+    if !self.cgroupVersion.isEmpty {
+      try visitor.visitSingularStringField(value: self.cgroupVersion, fieldNumber: 11)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Execd_V1_StatusReply, rhs: Execd_V1_StatusReply) -> Bool {
+    if lhs.serverVersion != rhs.serverVersion {return false}
+    if lhs.uptimeMs != rhs.uptimeMs {return false}
+    if lhs.pools != rhs.pools {return false}
+    if lhs.running != rhs.running {return false}
+    if lhs.queued != rhs.queued {return false}
+    if lhs.queueLimit != rhs.queueLimit {return false}
+    if lhs.maxConcurrentRuns != rhs.maxConcurrentRuns {return false}
+    if lhs.verdicts != rhs.verdicts {return false}
+    if lhs.runsTotal != rhs.runsTotal {return false}
+    if lhs.oneShotRuns != rhs.oneShotRuns {return false}
+    if lhs.cgroupVersion != rhs.cgroupVersion {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Execd_V1_PoolStatus: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PoolStatus"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}language\0\u{1}kind\0\u{1}target\0\u{1}idle\0\u{1}busy\0\u{1}starting\0\u{3}failed_starts\0\u{1}retired\0\u{1}draining\0\u{1}slots\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularEnumField(value: &self.language) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.kind) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.target) }()
+      case 4: try { try decoder.decodeSingularUInt32Field(value: &self.idle) }()
+      case 5: try { try decoder.decodeSingularUInt32Field(value: &self.busy) }()
+      case 6: try { try decoder.decodeSingularUInt32Field(value: &self.starting) }()
+      case 7: try { try decoder.decodeSingularUInt32Field(value: &self.failedStarts) }()
+      case 8: try { try decoder.decodeSingularUInt64Field(value: &self.retired) }()
+      case 9: try { try decoder.decodeSingularBoolField(value: &self.draining) }()
+      case 10: try { try decoder.decodeRepeatedMessageField(value: &self.slots) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.language != .unspecified {
+      try visitor.visitSingularEnumField(value: self.language, fieldNumber: 1)
+    }
+    if !self.kind.isEmpty {
+      try visitor.visitSingularStringField(value: self.kind, fieldNumber: 2)
+    }
+    if self.target != 0 {
+      try visitor.visitSingularUInt32Field(value: self.target, fieldNumber: 3)
+    }
+    if self.idle != 0 {
+      try visitor.visitSingularUInt32Field(value: self.idle, fieldNumber: 4)
+    }
+    if self.busy != 0 {
+      try visitor.visitSingularUInt32Field(value: self.busy, fieldNumber: 5)
+    }
+    if self.starting != 0 {
+      try visitor.visitSingularUInt32Field(value: self.starting, fieldNumber: 6)
+    }
+    if self.failedStarts != 0 {
+      try visitor.visitSingularUInt32Field(value: self.failedStarts, fieldNumber: 7)
+    }
+    if self.retired != 0 {
+      try visitor.visitSingularUInt64Field(value: self.retired, fieldNumber: 8)
+    }
+    if self.draining != false {
+      try visitor.visitSingularBoolField(value: self.draining, fieldNumber: 9)
+    }
+    if !self.slots.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.slots, fieldNumber: 10)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Execd_V1_PoolStatus, rhs: Execd_V1_PoolStatus) -> Bool {
+    if lhs.language != rhs.language {return false}
+    if lhs.kind != rhs.kind {return false}
+    if lhs.target != rhs.target {return false}
+    if lhs.idle != rhs.idle {return false}
+    if lhs.busy != rhs.busy {return false}
+    if lhs.starting != rhs.starting {return false}
+    if lhs.failedStarts != rhs.failedStarts {return false}
+    if lhs.retired != rhs.retired {return false}
+    if lhs.draining != rhs.draining {return false}
+    if lhs.slots != rhs.slots {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Execd_V1_SlotStatus: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SlotStatus"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}state\0\u{1}pid\0\u{3}host_uid\0\u{3}runs_served\0\u{3}age_ms\0\u{3}last_status\0\u{3}last_peak_memory_bytes\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.id) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.state) }()
+      case 3: try { try decoder.decodeSingularInt32Field(value: &self.pid) }()
+      case 4: try { try decoder.decodeSingularUInt32Field(value: &self.hostUid) }()
+      case 5: try { try decoder.decodeSingularUInt64Field(value: &self.runsServed) }()
+      case 6: try { try decoder.decodeSingularUInt64Field(value: &self.ageMs) }()
+      case 7: try { try decoder.decodeSingularEnumField(value: &self.lastStatus) }()
+      case 8: try { try decoder.decodeSingularUInt64Field(value: &self.lastPeakMemoryBytes) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.id.isEmpty {
+      try visitor.visitSingularStringField(value: self.id, fieldNumber: 1)
+    }
+    if !self.state.isEmpty {
+      try visitor.visitSingularStringField(value: self.state, fieldNumber: 2)
+    }
+    if self.pid != 0 {
+      try visitor.visitSingularInt32Field(value: self.pid, fieldNumber: 3)
+    }
+    if self.hostUid != 0 {
+      try visitor.visitSingularUInt32Field(value: self.hostUid, fieldNumber: 4)
+    }
+    if self.runsServed != 0 {
+      try visitor.visitSingularUInt64Field(value: self.runsServed, fieldNumber: 5)
+    }
+    if self.ageMs != 0 {
+      try visitor.visitSingularUInt64Field(value: self.ageMs, fieldNumber: 6)
+    }
+    if self.lastStatus != .unspecified {
+      try visitor.visitSingularEnumField(value: self.lastStatus, fieldNumber: 7)
+    }
+    if self.lastPeakMemoryBytes != 0 {
+      try visitor.visitSingularUInt64Field(value: self.lastPeakMemoryBytes, fieldNumber: 8)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Execd_V1_SlotStatus, rhs: Execd_V1_SlotStatus) -> Bool {
+    if lhs.id != rhs.id {return false}
+    if lhs.state != rhs.state {return false}
+    if lhs.pid != rhs.pid {return false}
+    if lhs.hostUid != rhs.hostUid {return false}
+    if lhs.runsServed != rhs.runsServed {return false}
+    if lhs.ageMs != rhs.ageMs {return false}
+    if lhs.lastStatus != rhs.lastStatus {return false}
+    if lhs.lastPeakMemoryBytes != rhs.lastPeakMemoryBytes {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1513,18 +1890,177 @@ nonisolated extension Execd_V1_StatusReply: SwiftProtobuf.Message, SwiftProtobuf
 
 nonisolated extension Execd_V1_AdminRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".AdminRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap()
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}drain\0\u{1}resume\0\u{1}resize\0\u{1}recycle\0\u{3}kill_run\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    // Load everything into unknown fields
-    while try decoder.nextFieldNumber() != nil {}
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try {
+        var v: Execd_V1_PoolTarget?
+        var hadOneofValue = false
+        if let current = self.action {
+          hadOneofValue = true
+          if case .drain(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.action = .drain(v)
+        }
+      }()
+      case 2: try {
+        var v: Execd_V1_PoolTarget?
+        var hadOneofValue = false
+        if let current = self.action {
+          hadOneofValue = true
+          if case .resume(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.action = .resume(v)
+        }
+      }()
+      case 3: try {
+        var v: Execd_V1_Resize?
+        var hadOneofValue = false
+        if let current = self.action {
+          hadOneofValue = true
+          if case .resize(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.action = .resize(v)
+        }
+      }()
+      case 4: try {
+        var v: Execd_V1_PoolTarget?
+        var hadOneofValue = false
+        if let current = self.action {
+          hadOneofValue = true
+          if case .recycle(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.action = .recycle(v)
+        }
+      }()
+      case 5: try {
+        var v: String?
+        try decoder.decodeSingularStringField(value: &v)
+        if let v = v {
+          if self.action != nil {try decoder.handleConflictingOneOf()}
+          self.action = .killRun(v)
+        }
+      }()
+      default: break
+      }
+    }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    switch self.action {
+    case .drain?: try {
+      guard case .drain(let v)? = self.action else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    }()
+    case .resume?: try {
+      guard case .resume(let v)? = self.action else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+    }()
+    case .resize?: try {
+      guard case .resize(let v)? = self.action else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
+    }()
+    case .recycle?: try {
+      guard case .recycle(let v)? = self.action else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
+    }()
+    case .killRun?: try {
+      guard case .killRun(let v)? = self.action else { preconditionFailure() }
+      try visitor.visitSingularStringField(value: v, fieldNumber: 5)
+    }()
+    case nil: break
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Execd_V1_AdminRequest, rhs: Execd_V1_AdminRequest) -> Bool {
+    if lhs.action != rhs.action {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Execd_V1_PoolTarget: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PoolTarget"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}language\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularEnumField(value: &self.language) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.language != .unspecified {
+      try visitor.visitSingularEnumField(value: self.language, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Execd_V1_PoolTarget, rhs: Execd_V1_PoolTarget) -> Bool {
+    if lhs.language != rhs.language {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Execd_V1_Resize: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".Resize"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}language\0\u{1}target\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularEnumField(value: &self.language) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.target) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.language != .unspecified {
+      try visitor.visitSingularEnumField(value: self.language, fieldNumber: 1)
+    }
+    if self.target != 0 {
+      try visitor.visitSingularUInt32Field(value: self.target, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Execd_V1_Resize, rhs: Execd_V1_Resize) -> Bool {
+    if lhs.language != rhs.language {return false}
+    if lhs.target != rhs.target {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1532,18 +2068,34 @@ nonisolated extension Execd_V1_AdminRequest: SwiftProtobuf.Message, SwiftProtobu
 
 nonisolated extension Execd_V1_AdminReply: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".AdminReply"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap()
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}done\0\u{1}message\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    // Load everything into unknown fields
-    while try decoder.nextFieldNumber() != nil {}
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularBoolField(value: &self.done) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.message) }()
+      default: break
+      }
+    }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.done != false {
+      try visitor.visitSingularBoolField(value: self.done, fieldNumber: 1)
+    }
+    if !self.message.isEmpty {
+      try visitor.visitSingularStringField(value: self.message, fieldNumber: 2)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Execd_V1_AdminReply, rhs: Execd_V1_AdminReply) -> Bool {
+    if lhs.done != rhs.done {return false}
+    if lhs.message != rhs.message {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -3,46 +3,69 @@ import Foundation
 import SandboxOS
 import Synchronization
 
-/// The warm Python slots: taken by a run, given back healthy or retired, refilled in the background.
+/// A warm sandbox a pool hands out: a Python zygote (many runs) or a pre-started worker (one run).
+protocol PoolSlot: AnyObject, Sendable {
+    var id: String { get }
+    var started: ContinuousClock.Instant { get }
+    var sandboxPID: pid_t { get }
+    var zygoteHostID: UInt32 { get }
+    var runHostID: UInt32 { get }
+    var runsServed: Int { get set }
+    var lastStatus: Execd_V1_Status { get set }
+    var lastPeakMemory: UInt64 { get set }
+    var isAlive: Bool { get }
+    func retire()
+}
+
+struct PoolSnapshot: Sendable {
+    var target: Int
+    var idle: Int
+    var busy: Int
+    var starting: Int
+    var failedStarts: Int
+    var retired: Int
+    var draining: Bool
+    var slots: [SlotInfo]
+}
+
+struct SlotInfo: Sendable {
+    var id: String
+    var state: String
+    var pid: pid_t
+    /// The uid the zygote runs as, and the one its run children become.
+    var zygoteUID: UInt32
+    var hostUID: UInt32
+    var runsServed: Int
+    var age: Duration
+    var lastStatus: Execd_V1_Status
+    var lastPeakMemory: UInt64
+}
+
+
+/// Lets admin requests act on pools of any slot type.
+protocol AdministeredPool: AnyObject {
+    func setDraining(_ draining: Bool)
+    func resize(_ target: Int)
+    func recycle()
+}
+
+/// Warm slots of one language: taken by a run, given back healthy or retired, refilled in the background.
 ///
 /// Slots are started and retired on one long-lived thread of the pool's own: a sandbox's parent-death signal is
 /// tied to the thread that spawned it, so that thread must live as long as the slots.
-final class ZygotePool: @unchecked Sendable {
+final class SlotPool<Slot: PoolSlot>: @unchecked Sendable {
     struct Settings: Sendable {
         var target: Int
         var maxRunsPerSlot = 1000
         var maxSlotAge: Duration = .seconds(600)
     }
 
-    struct Snapshot: Sendable {
-        var target: Int
-        var idle: Int
-        var busy: Int
-        var starting: Int
-        var failedStarts: Int
-        var retired: Int
-        var slots: [SlotInfo]
-    }
-
-    struct SlotInfo: Sendable {
-        var id: String
-        var state: String
-        var pid: pid_t
-        /// The uid the zygote runs as, and the one its run children become.
-        var zygoteUID: UInt32
-        var hostUID: UInt32
-        var runsServed: Int
-        var age: Duration
-        var lastStatus: Execd_V1_Status
-        var lastPeakMemory: UInt64
-    }
-
     private struct State {
         var settings: Settings
-        var idle: [ZygoteSlot] = []
-        var busy: [String: ZygoteSlot] = [:]
+        var idle: [Slot] = []
+        var busy: [String: Slot] = [:]
         var starting = 0
-        var toRetire: [ZygoteSlot] = []
+        var toRetire: [Slot] = []
         var failedStarts = 0
         var consecutiveFailures = 0
         var retired = 0
@@ -55,24 +78,26 @@ final class ZygotePool: @unchecked Sendable {
     private let state: Mutex<State>
     private let wake = NSCondition()
     private var thread: Thread?
-    private let start: @Sendable (String) throws -> ZygoteSlot
+    private let start: @Sendable (String) throws -> Slot
+    private let name: String
     let onEvent: @Sendable (String) -> Void
 
     /// `start` makes a warm slot with the given id (blocking; called on the pool's thread).
-    init(settings: Settings, start: @escaping @Sendable (String) throws -> ZygoteSlot, onEvent: @escaping @Sendable (String) -> Void) {
+    init(name: String, settings: Settings, start: @escaping @Sendable (String) throws -> Slot,
+         onEvent: @escaping @Sendable (String) -> Void) {
+        self.name = name
         state = Mutex(State(settings: settings))
         self.start = start
         self.onEvent = onEvent
         let thread = Thread { [unowned self] in self.maintain() }
-        thread.name = "execd-zygotes"
         self.thread = thread
         thread.start()
     }
 
     /// An idle, live slot for a run, or nil when none is ready (the caller then runs one-shot).
-    func take() -> ZygoteSlot? {
+    func take() -> Slot? {
         while true {
-            let slot: ZygoteSlot? = state.withLock { s in
+            let slot: Slot? = state.withLock { s in
                 guard !s.draining, let slot = s.idle.popLast() else { return nil }
                 s.busy[slot.id] = slot
                 return slot
@@ -84,7 +109,7 @@ final class ZygotePool: @unchecked Sendable {
     }
 
     /// Returns a slot after a run. An unhealthy, worn-out or old slot is retired and replaced, never reused.
-    func giveBack(_ slot: ZygoteSlot, healthy: Bool) {
+    func giveBack(_ slot: Slot, healthy: Bool) {
         state.withLock { s in
             s.busy[slot.id] = nil
             let worn = slot.runsServed >= s.settings.maxRunsPerSlot || ContinuousClock.now - slot.started > s.settings.maxSlotAge
@@ -134,16 +159,16 @@ final class ZygotePool: @unchecked Sendable {
         while state.withLock({ $0.threadRunning }) { Thread.sleep(forTimeInterval: 0.005) }
     }
 
-    var snapshot: Snapshot {
+    var snapshot: PoolSnapshot {
         state.withLock { s in
             let now = ContinuousClock.now
-            func info(_ slot: ZygoteSlot, _ state: String) -> SlotInfo {
-                SlotInfo(id: slot.id, state: state, pid: slot.process.pid, zygoteUID: slot.zygoteHostID, hostUID: slot.runHostID, runsServed: slot.runsServed,
+            func info(_ slot: Slot, _ state: String) -> SlotInfo {
+                SlotInfo(id: slot.id, state: state, pid: slot.sandboxPID, zygoteUID: slot.zygoteHostID, hostUID: slot.runHostID, runsServed: slot.runsServed,
                          age: now - slot.started, lastStatus: slot.lastStatus, lastPeakMemory: slot.lastPeakMemory)
             }
-            return Snapshot(
+            return PoolSnapshot(
                 target: s.settings.target, idle: s.idle.count, busy: s.busy.count, starting: s.starting,
-                failedStarts: s.failedStarts, retired: s.retired,
+                failedStarts: s.failedStarts, retired: s.retired, draining: s.draining,
                 slots: s.idle.map { info($0, "idle") } + s.busy.values.map { info($0, "leased") })
         }
     }
@@ -156,10 +181,10 @@ final class ZygotePool: @unchecked Sendable {
 
     /// The pool's thread: retire what must go, start what is missing, sleep until there is work.
     private func maintain() {
-        Thread.current.name = "execd-zygotes"
+        Thread.current.name = "execd-\(name)"
         state.withLock { $0.threadRunning = true }
         while true {
-            let (retire, needed, stopped, backoff) = state.withLock { s -> ([ZygoteSlot], Int, Bool, Bool) in
+            let (retire, needed, stopped, backoff) = state.withLock { s -> ([Slot], Int, Bool, Bool) in
                 let retire = s.toRetire
                 s.toRetire.removeAll()
                 s.retired += retire.count
@@ -174,7 +199,7 @@ final class ZygotePool: @unchecked Sendable {
                 if backoff { Thread.sleep(forTimeInterval: 0.2) }  // a broken setup must not spin the CPU
                 let id = state.withLock { s -> String in
                     s.counter += 1
-                    return "slot-python-\(s.counter)"
+                    return "slot-\(name)-\(s.counter)"
                 }
                 do {
                     let slot = try start(id)
@@ -202,3 +227,5 @@ final class ZygotePool: @unchecked Sendable {
         state.withLock { $0.threadRunning = false }
     }
 }
+
+extension SlotPool: AdministeredPool {}

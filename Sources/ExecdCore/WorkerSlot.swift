@@ -1,0 +1,102 @@
+import ExecProtocol
+import Foundation
+import SandboxOS
+
+/// One pre-started JavaScript worker: a complete one-shot sandbox (every privilege already dropped, seccomp on)
+/// whose node has started and waits on fd 4 for its one program (see Zygote/worker.js). Used once, then retired.
+final class WorkerSlot: PoolSlot, @unchecked Sendable {
+    let id: String
+    let hostID: UInt32
+    let process: SandboxProcess
+    let cgroup: any RunCgroup
+    let started = ContinuousClock.now
+    /// The limits the sandbox was built with; a run whose rlimit-backed or /tmp limits differ runs one-shot.
+    let limits: RunLimits
+    var runsServed = 0
+    var lastStatus: Execd_V1_Status = .unspecified
+    var lastPeakMemory: UInt64 = 0
+    var onRetire: (@Sendable () -> Void)?
+
+    var sandboxPID: pid_t { process.pid }
+    var zygoteHostID: UInt32 { hostID }
+    var runHostID: UInt32 { hostID }
+
+    private init(id: String, hostID: UInt32, process: SandboxProcess, cgroup: any RunCgroup, limits: RunLimits) {
+        self.id = id
+        self.hostID = hostID
+        self.process = process
+        self.cgroup = cgroup
+        self.limits = limits
+    }
+
+    /// Whether a run with these limits may use this worker (the rest are set per run through the cgroup).
+    func fits(_ run: RunLimits) -> Bool {
+        run.fileSizeBytes == limits.fileSizeBytes && run.openFiles == limits.openFiles
+            && run.maxProcesses == limits.maxProcesses && run.tmpfsBytes == limits.tmpfsBytes
+            && run.cpuTime <= limits.cpuTime
+    }
+
+    static func start(id: String, hostID: UInt32, config: EngineConfig, seccomp: SeccompProgram,
+                      cgroups: any CgroupManager) throws -> WorkerSlot {
+        let limits = config.defaults
+        let cgroup = try cgroups.createRunGroup(
+            name: id, limits: CgroupLimits(memoryBytes: config.maxima.memoryBytes, maxProcesses: limits.maxProcesses,
+                                           cpuQuotaMillicores: 1000))
+        do {
+            let profile = config.javascript
+            var backstop = limits
+            backstop.cpuTime = config.maxima.cpuTime  // RLIMIT_CPU is a backstop; each run's CPU is checked via the cgroup
+            var spec = SandboxSpec(
+                rootDirectory: config.rootDirectory, mounts: config.mounts,
+                files: [SandboxFile(path: "/tmp/.execd-worker.js", contents: try resource("worker"))],
+                tmpfsBytes: limits.tmpfsBytes, tmpfsInodes: config.tmpfsInodes, executable: profile.executable,
+                arguments: profile.arguments + ["/tmp/.execd-worker.js"], environment: profile.environment,
+                rlimits: RunEngine.rlimits(backstop), seccomp: seccomp, hostID: hostID, sideChannel: true)
+            spec.inputFD4 = true
+            let process = try SandboxSpawner.spawn(spec, cgroupFD: cgroup.cloneIntoFD) { pid in
+                if cgroup.cloneIntoFD == nil { try cgroup.add(pid: pid) }
+            }
+            guard waitForReady(process) else {
+                process.kill()
+                let why = process.drainStderr()
+                process.closeAll()
+                throw ExecdError(.internalError, "worker \(id) did not become ready: \(why)")
+            }
+            return WorkerSlot(id: id, hostID: hostID, process: process, cgroup: cgroup, limits: limits)
+        } catch {
+            try? cgroup.killAll()
+            try? cgroup.destroy()
+            throw error
+        }
+    }
+
+    /// The worker writes one "R" on fd 3 once node has started and loaded worker.js.
+    private static func waitForReady(_ process: SandboxProcess) -> Bool {
+        var p = pollfd(fd: process.sideFD, events: Int16(POLLIN), revents: 0)
+        guard poll(&p, 1, 10_000) == 1 else { return false }
+        var byte: UInt8 = 0
+        return read(process.sideFD, &byte, 1) == 1 && byte == UInt8(ascii: "R")
+    }
+
+    var isAlive: Bool {
+        var p = pollfd(fd: process.pidfd, events: Int16(POLLIN), revents: 0)
+        return process.pidfd >= 0 && poll(&p, 1, 0) == 0
+    }
+
+    func retire() {
+        process.kill()
+        _ = process.reap()
+        process.closeAll()
+        try? cgroup.killAll()
+        try? cgroup.destroy()
+        onRetire?()
+        onRetire = nil
+    }
+
+    static func resource(_ name: String) throws -> [UInt8] {
+        guard let url = Bundle.module.url(forResource: name, withExtension: name == "worker" ? "js" : "py", subdirectory: "Zygote"),
+              let data = try? Data(contentsOf: url)
+        else { throw ExecdError(.internalError, "\(name) is missing from execd's resources") }
+        return Array(data)
+    }
+}
