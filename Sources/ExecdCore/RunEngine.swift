@@ -142,6 +142,9 @@ public final class RunEngine: Sendable {
         Set((pythonPool?.snapshot.slots ?? []).map(\.zygoteUID) + (javascriptPool?.snapshot.slots.filter { $0.state == "idle" } ?? []).map(\.zygoteUID))
     }
 
+    /// Ids of the runs executing now.
+    public var activeRunIDs: [String] { active.withLock { Array($0.keys) } }
+
     /// Runs executing now.
     public var activeCount: Int { active.withLock { $0.count } }
 
@@ -312,7 +315,10 @@ public final class RunEngine: Sendable {
         _ runID: String, slot: WorkerSlot, pool: SlotPool<WorkerSlot>, request: Execd_V1_RunRequest, limits: RunLimits,
         files: [SandboxFile], side: (any SideChannelSink)?, control: RunControl
     ) -> Execd_V1_RunResult {
-        defer { pool.giveBack(slot, healthy: false) }  // single use
+        defer {
+            slot.retire()  // single use: gone before the result is sent
+            pool.giveBack(slot, healthy: false)
+        }
         let baseline: CgroupUsage
         do {
             try slot.cgroup.apply(CgroupLimits(memoryBytes: limits.memoryBytes, maxProcesses: limits.maxProcesses,

@@ -184,7 +184,12 @@ final class SlotPool<Slot: PoolSlot>: @unchecked Sendable {
         Thread.current.name = "execd-\(name)"
         state.withLock { $0.threadRunning = true }
         while true {
+            // A slot that died while idle (a crashed zygote, a killed worker) is noticed here, not by a run.
+            let idle = state.withLock { $0.idle }
+            let dead = Set(idle.filter { !$0.isAlive }.map(\.id))
             let (retire, needed, stopped, backoff) = state.withLock { s -> ([Slot], Int, Bool, Bool) in
+                s.toRetire += s.idle.filter { dead.contains($0.id) }
+                s.idle.removeAll { dead.contains($0.id) }
                 let retire = s.toRetire
                 s.toRetire.removeAll()
                 s.retired += retire.count

@@ -83,6 +83,7 @@ final class WorkerSlot: PoolSlot, @unchecked Sendable {
         return process.pidfd >= 0 && poll(&p, 1, 0) == 0
     }
 
+    /// Idempotent: the run retires its worker at once, the pool again when it takes it back.
     func retire() {
         process.kill()
         _ = process.reap()

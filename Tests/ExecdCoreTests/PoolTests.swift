@@ -1,0 +1,230 @@
+import ExecProtocol
+import Foundation
+import Glibc
+import Testing
+
+extension EndToEnd {
+    /// The warm pools, with a daemon of their own so sizes and slots can be steered.
+    @Suite(.serialized)
+    struct PoolTests {
+        static let daemon = Task { try await TestDaemon(tag: "pool", hostIDBase: 960_000, maxConcurrentRuns: 4, queueLimit: 64) }
+
+        func daemon() async throws -> TestDaemon { try await Self.daemon.value }
+
+        func status(_ d: TestDaemon) async throws -> Execd_V1_StatusReply {
+            let client = try await d.client()
+            defer { Task { await client.close() } }
+            guard case .status(let status) = try await client.send(.status(Execd_V1_StatusRequest())).body else {
+                throw ExecdTestError("no status reply")
+            }
+            return status
+        }
+
+        func admin(_ d: TestDaemon, _ action: Execd_V1_AdminRequest.OneOf_Action) async throws {
+            let client = try await d.client()
+            defer { Task { await client.close() } }
+            _ = try await client.send(.admin(Execd_V1_AdminRequest.with { $0.action = action }))
+        }
+
+        func pool(_ s: Execd_V1_StatusReply, _ language: Execd_V1_Language) throws -> Execd_V1_PoolStatus {
+            guard let pool = s.pools.first(where: { $0.language == language }) else { throw ExecdTestError("no \(language) pool") }
+            return pool
+        }
+
+        /// Waits (bounded) until the pool has `target` idle slots.
+        func waitForFullPool(_ d: TestDaemon, _ language: Execd_V1_Language, target: UInt32? = nil) async throws -> Execd_V1_PoolStatus {
+            for _ in 0..<400 {
+                let p = try pool(try await status(d), language)
+                if p.idle == (target ?? p.target) && p.busy == 0 && p.starting == 0 { return p }
+                try await Task.sleep(for: .milliseconds(25))
+            }
+            return try pool(try await status(d), language)
+        }
+
+        @Test func runsUseWarmSlotsNotFreshSandboxes() async throws {
+            let d = try await daemon()
+            _ = try await waitForFullPool(d, .python)
+            _ = try await waitForFullPool(d, .javascript)
+            let before = try await status(d).oneShotRuns
+            let py = try await d.run(.python, "print('warm')")
+            let js = try await d.run(.javascript, "console.log(require('fs').readdirSync('/tmp'))")
+            #expect(py.out == "warm\n" && js.out == "[ 'main.js' ]\n", "\(py.err)\(js.err)")
+            #expect(try await status(d).oneShotRuns == before, "both runs must have used a warm slot")
+        }
+
+        @Test func poolRefillsAfterEveryKindOfVerdict() async throws {
+            let d = try await daemon()
+            let programs: [(String, Execd_V1_Status, (inout Execd_V1_Limits) -> Void)] = [
+                ("print(1)", .ok, { _ in }),
+                ("raise SystemExit(4)", .runtimeError, { _ in }),
+                ("import os, signal\nos.kill(os.getpid(), signal.SIGSEGV)", .signaled, { _ in }),
+                ("while True: pass", .timeLimit, { $0.cpuTimeMs = 300 }),
+                ("import time\ntime.sleep(30)", .timeLimit, { $0.wallTimeMs = 300 }),
+                ("a = []\nwhile True: a.append(bytearray(10**7))", .memoryLimit, { $0.memoryBytes = 64 << 20 }),
+                ("while True: print('x' * 999)", .outputLimit, { $0.outputBytes = 4096 }),
+                ("import os\nos._exit(0)", .ok, { _ in }),
+            ]
+            for (code, expected, limits) in programs {
+                let r = try await d.run(.python, code, limits: limits)
+                #expect(r.status == expected, "\(code): \(r.status) \(r.err) \(r.internalError)")
+                let p = try await waitForFullPool(d, .python)
+                #expect(p.idle == p.target, "after \(expected): \(p)")
+            }
+            let js = try await d.run(.javascript, "for(;;){}") { $0.cpuTimeMs = 300 }
+            #expect(js.status == .timeLimit)
+            let jsPool = try await waitForFullPool(d, .javascript)
+            #expect(jsPool.idle == jsPool.target)
+            #expect(try await status(d).pools.allSatisfy { $0.failedStarts == 0 })
+        }
+
+        @Test func hostileRunLeavesTheNextRunOnTheSameSlotPristine() async throws {
+            let d = try await daemon()
+            try await admin(d, .resize(Execd_V1_Resize.with { $0.language = .python; $0.target = 1 }))
+            let slot = try await waitForFullPool(d, .python, target: 1).slots.first?.id
+            let hostile = """
+                import builtins, os, sys, signal, random, subprocess
+                builtins.print = lambda *a, **k: None
+                builtins.len = lambda x: 42
+                sys.modules["json"] = None
+                random.seed(1234)
+                open("/tmp/leftover", "w").write("x")
+                subprocess.Popen(["/usr/bin/sleep", "60"], start_new_session=True)
+                if os.fork() == 0:
+                    import time; time.sleep(60)
+                for attempt in (lambda: os.kill(os.getppid(), signal.SIGKILL), lambda: os.kill(1, signal.SIGKILL),
+                                lambda: open("/proc/%d/mem" % os.getppid(), "r+b").write(b"x")):
+                    try:
+                        attempt(); os.write(1, b"BREACH\\n")
+                    except OSError:
+                        pass
+                os.write(1, str(random.random()).encode() + b"\\n")
+                """
+            let first = try await d.run(.python, hostile)
+            #expect(first.status == .ok && !first.out.contains("BREACH"), "\(first.out)\(first.err)")
+            let probe = """
+                import builtins, os, sys, json, random
+                print(builtins.print.__module__ if hasattr(builtins.print, '__module__') else 'builtin', len([1, 2]))
+                print(json.dumps([1]), sorted(os.listdir("/tmp")))
+                print(sorted(p for p in os.listdir("/proc") if p.isdigit() and p != str(os.getpid())))
+                random.seed(1234)
+                """
+            let second = try await d.run(.python, probe)
+            let lines = second.out.split(separator: "\n").map(String.init)
+            #expect(lines.count == 3, "\(second.out)\(second.err)")
+            #expect(lines.first == "builtins 2")
+            #expect(lines.dropFirst().first == "[1] ['main.py']")
+            #expect(lines.last == "['1', '2']")  // the slot's reaper and zygote: nothing of the first run survives
+            let after = try await waitForFullPool(d, .python, target: 1)
+            #expect(after.slots.first?.id == slot, "both runs on the same warm slot")
+            #expect(after.slots.first?.runsServed ?? 0 >= 2)
+            try await admin(d, .resize(Execd_V1_Resize.with { $0.language = .python; $0.target = 4 }))
+        }
+
+        @Test func aCrashedZygoteIsReplaced() async throws {
+            let d = try await daemon()
+            let before = try await waitForFullPool(d, .python)
+            let victim = try #require(before.slots.first)
+            // The zygote is the slot reaper's only child.
+            let children = try String(contentsOfFile: "/proc/\(victim.pid)/task/\(victim.pid)/children", encoding: .utf8)
+            let zygote = try #require(pid_t(children.split(separator: " ").first ?? ""))
+            #expect(kill(zygote, SIGKILL) == 0)
+            for _ in 0..<8 {
+                let r = try await d.run(.python, "print('ok')")
+                #expect(r.status == .ok && r.out == "ok\n", "\(r.status) \(r.internalError)")
+            }
+            var after = try await waitForFullPool(d, .python)
+            for _ in 0..<200 where after.slots.contains(where: { $0.id == victim.id }) || after.idle < after.target {
+                try await Task.sleep(for: .milliseconds(25))
+                after = try pool(try await status(d), .python)
+            }
+            #expect(!after.slots.contains { $0.id == victim.id }, "the dead slot must be noticed and replaced")
+            #expect(after.retired > before.retired && after.idle == after.target)
+        }
+
+        @Test func statusReflectsDrainResizeAndRecycle() async throws {
+            let d = try await daemon()
+            let start = try await waitForFullPool(d, .python)
+            try await admin(d, .drain(Execd_V1_PoolTarget.with { $0.language = .python }))
+            let drained = try await waitForFullPool(d, .python, target: 0)
+            #expect(drained.draining && drained.idle == 0)
+            let oneShotBefore = try await status(d).oneShotRuns
+            let r = try await d.run(.python, "print('one-shot')")
+            #expect(r.out == "one-shot\n")
+            #expect(try await status(d).oneShotRuns == oneShotBefore + 1)
+            try await admin(d, .resume(Execd_V1_PoolTarget.with { $0.language = .python }))
+            try await admin(d, .resize(Execd_V1_Resize.with { $0.language = .python; $0.target = 2 }))
+            let resized = try await waitForFullPool(d, .python, target: 2)
+            #expect(resized.target == 2 && resized.idle == 2 && !resized.draining)
+            let ids = Set(resized.slots.map(\.id))
+            try await admin(d, .recycle(Execd_V1_PoolTarget.with { $0.language = .python }))
+            let recycled = try await waitForFullPool(d, .python, target: 2)
+            #expect(Set(recycled.slots.map(\.id)).isDisjoint(with: ids), "recycle replaces every slot")
+            try await admin(d, .resize(Execd_V1_Resize.with { $0.language = .python; $0.target = start.target }))
+            _ = try await waitForFullPool(d, .python, target: start.target)
+        }
+
+        @Test func killByRunID() async throws {
+            let d = try await daemon()
+            let client = try await d.client()
+            defer { Task { await client.close() } }
+            let sleeper = Task { try await d.run(.python, "import time\ntime.sleep(30)") { $0.wallTimeMs = 20_000 } }
+            var runID: String?
+            for _ in 0..<200 where runID == nil {
+                runID = d.engine.activeRunIDs.first
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            let id = try #require(runID)
+            _ = try await client.send(.admin(Execd_V1_AdminRequest.with { $0.action = .killRun(id) }))
+            await #expect { _ = try await sleeper.value } throws: { error in
+                guard case ExecClientError.server(let code, _) = error else { return false }
+                return code == .cancelled
+            }
+            await #expect { _ = try await client.send(.admin(Execd_V1_AdminRequest.with { $0.action = .killRun("run-nope") })) } throws: { error in
+                guard case ExecClientError.server(let code, _) = error else { return false }
+                return code == .notFound
+            }
+        }
+
+        @Test func thousandsOfRunsLeakNothing() async throws {
+            let d = try await daemon()
+            _ = try await waitForFullPool(d, .python)
+            // Warm up once so lazily opened fds (logging, metrics) are not counted as a leak.
+            _ = try await d.run(.python, "print(0)")
+            let fdsBefore = try FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count
+            let client = try await d.client()
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for worker in 0..<4 {
+                    group.addTask {
+                        for i in 0..<300 {
+                            var request = Execd_V1_RunRequest()
+                            request.language = .python
+                            request.code = Data("print(\(worker * 1000 + i))".utf8)
+                            let r = try await client.run(request)
+                            #expect(r.status == .ok && r.out == "\(worker * 1000 + i)\n")
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+            await client.close()
+            _ = try await waitForFullPool(d, .python)
+            #expect(d.leftoverProcesses().isEmpty, "\(d.leftoverProcesses())")
+            #expect(d.leftoverCgroups().isEmpty, "\(d.leftoverCgroups())")
+            let zombies = try FileManager.default.contentsOfDirectory(atPath: "/proc").filter { entry in
+                guard Int(entry) != nil, let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
+                      let close = stat.lastIndex(of: ")")
+                else { return false }
+                let fields = stat[stat.index(after: close)...].split(separator: " ")  // state, ppid, ...
+                return fields.count > 1 && fields[0] == "Z" && fields[1] == "\(getpid())"
+            }
+            #expect(zombies.isEmpty, "zombie children of the daemon: \(zombies)")
+            let fdsAfter = try FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count
+            #expect(fdsAfter <= fdsBefore + 8, "fds grew from \(fdsBefore) to \(fdsAfter)")
+        }
+    }
+}
+
+struct ExecdTestError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
