@@ -1,12 +1,21 @@
 /// Bounds how many runs execute at once and how many may wait; past that a request is refused at once (`busy`),
-/// never queued without bound. Waiters are served first come, first served.
+/// never queued without bound. Waiting runs are served round-robin across clients (connections), so one client
+/// with a thousand queued runs cannot starve another with one.
 actor AdmissionGate {
     enum Refusal: Error { case full(queued: Int), shuttingDown, deadlineExceeded }
+
+    private struct Waiter {
+        let id: UInt64
+        let continuation: CheckedContinuation<Void, any Error>
+    }
 
     let capacity: Int
     let queueLimit: Int
     private(set) var running = 0
-    private var waiters: [(id: UInt64, continuation: CheckedContinuation<Void, any Error>)] = []
+    /// Per client, its waiters in arrival order; `turns` lists the clients with waiters, next to be served first.
+    private var waiting: [UInt64: [Waiter]] = [:]
+    private var turns: [UInt64] = []
+    private(set) var queued = 0
     private var nextID: UInt64 = 0
     private var closed = false
 
@@ -15,57 +24,68 @@ actor AdmissionGate {
         self.queueLimit = queueLimit
     }
 
-    var queued: Int { waiters.count }
-
     /// Waits for a slot. Throws `Refusal.full` when the queue is full, `Refusal.deadlineExceeded` when no slot
     /// came by `deadline`, `CancellationError` if the task is cancelled while waiting.
-    func acquire(deadline: ContinuousClock.Instant? = nil) async throws {
+    func acquire(client: UInt64 = 0, deadline: ContinuousClock.Instant? = nil) async throws {
         if closed { throw Refusal.shuttingDown }
-        if running < capacity && waiters.isEmpty {
+        if running < capacity && queued == 0 {
             running += 1
             return
         }
-        guard waiters.count < queueLimit else { throw Refusal.full(queued: waiters.count) }
+        guard queued < queueLimit else { throw Refusal.full(queued: queued) }
         nextID += 1
         let id = nextID
         if let deadline {
             Task { [weak self] in
                 try? await Task.sleep(until: deadline, clock: .continuous)
-                await self?.expire(id)
+                await self?.remove(id, client: client, with: Refusal.deadlineExceeded)
             }
         }
         try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { continuation in
-                waiters.append((id, continuation))
+                if waiting[client, default: []].isEmpty { turns.append(client) }
+                waiting[client, default: []].append(Waiter(id: id, continuation: continuation))
+                queued += 1
             }
         } onCancel: {
-            Task { await self.cancelWaiter(id) }
+            Task { await self.remove(id, client: client, with: CancellationError()) }
         }
     }
 
     func release() {
-        if waiters.isEmpty {
+        guard let client = turns.first else {
             running -= 1
-        } else {
-            waiters.removeFirst().continuation.resume()  // the slot passes straight to the next waiter
+            return
         }
+        // The slot passes straight to the next client's oldest waiter; that client goes to the back of the line.
+        turns.removeFirst()
+        var queue = waiting[client] ?? []
+        let waiter = queue.removeFirst()
+        queued -= 1
+        if queue.isEmpty { waiting[client] = nil } else { waiting[client] = queue; turns.append(client) }
+        waiter.continuation.resume()
     }
 
     /// Refuses new work and fails everyone waiting.
     func close() {
         closed = true
-        let pending = waiters
-        waiters.removeAll()
+        let pending = waiting.values.flatMap { $0 }
+        waiting.removeAll()
+        turns.removeAll()
+        queued = 0
         for waiter in pending { waiter.continuation.resume(throwing: Refusal.shuttingDown) }
     }
 
-    private func expire(_ id: UInt64) {
-        guard let index = waiters.firstIndex(where: { $0.id == id }) else { return }
-        waiters.remove(at: index).continuation.resume(throwing: Refusal.deadlineExceeded)
-    }
-
-    private func cancelWaiter(_ id: UInt64) {
-        guard let index = waiters.firstIndex(where: { $0.id == id }) else { return }
-        waiters.remove(at: index).continuation.resume(throwing: CancellationError())
+    private func remove(_ id: UInt64, client: UInt64, with error: any Error) {
+        guard var queue = waiting[client], let index = queue.firstIndex(where: { $0.id == id }) else { return }
+        let waiter = queue.remove(at: index)
+        queued -= 1
+        if queue.isEmpty {
+            waiting[client] = nil
+            turns.removeAll { $0 == client }
+        } else {
+            waiting[client] = queue
+        }
+        waiter.continuation.resume(throwing: error)
     }
 }

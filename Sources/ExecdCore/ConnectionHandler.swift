@@ -2,6 +2,7 @@ import ExecProtocol
 import Foundation
 import Logging
 import NIOCore
+import Synchronization
 
 /// Serves one client connection: hello first, then any number of requests in flight, answered by id in any order.
 /// A vanished client cancels its runs (their sandboxes are killed). Runs on the connection's event loop; work
@@ -14,6 +15,9 @@ final class ConnectionHandler: ChannelInboundHandler {
     private var logger: Logger
     private var greeted = false
     private var inflight: [UInt64: Task<Void, Never>] = [:]
+    /// Identifies this connection to the admission gate (round-robin between connections).
+    private let connectionID = ConnectionHandler.ids.add(1, ordering: .relaxed).newValue
+    private static let ids = Atomic<UInt64>(0)
 
     init(service: RequestService, logger: Logger) {
         self.service = service
@@ -69,9 +73,10 @@ final class ConnectionHandler: ChannelInboundHandler {
         let loop = context.eventLoop
         let service = self.service
         let bound = NIOLoopBound(self, eventLoop: loop)
+        let connectionID = self.connectionID
         let deadline = deadlineMs > 0 ? ContinuousClock.now + .milliseconds(Int64(clamping: deadlineMs)) : nil
         inflight[id] = Task {
-            let reply = await service.handle(body, queueDeadline: deadline)
+            let reply = await service.handle(body, queueDeadline: deadline, client: connectionID)
             let response = Execd_V1_Response.with {
                 $0.id = id
                 $0.body = reply

@@ -5,9 +5,11 @@ import SandboxOS
 /// Lets the judge run its sandboxed programs on the engine: same sandboxes, same limits, plus the side channel.
 struct EngineExecutor: RunExecutor {
     let engine: RunEngine
+    /// The connection the judge request came on (admission is fair across connections).
+    let client: UInt64
 
     func execute(_ request: Execd_V1_RunRequest, sideChannel: (any SideChannelObserver)?) async throws -> Execd_V1_RunResult {
-        try await engine.run(request, sideChannel: sideChannel.map(ObserverSink.init))
+        try await engine.run(request, sideChannel: sideChannel.map(ObserverSink.init), client: client)
     }
 }
 

@@ -32,11 +32,11 @@ public final class RequestService: Sendable {
         return .hello(reply)
     }
 
-    func handle(_ body: Execd_V1_Request.OneOf_Body, queueDeadline: ContinuousClock.Instant?) async -> Execd_V1_Response.OneOf_Body {
+    func handle(_ body: Execd_V1_Request.OneOf_Body, queueDeadline: ContinuousClock.Instant?, client: UInt64 = 0) async -> Execd_V1_Response.OneOf_Body {
         do {
             switch body {
             case .run(let run):
-                let result = try await engine.run(run, queueDeadline: queueDeadline)
+                let result = try await engine.run(run, queueDeadline: queueDeadline, client: client)
                 logger.info("run", metadata: [
                     "run": "\(result.runID)", "lang": "\(run.language.name)", "status": "\(result.status)",
                     "wall_us": "\(result.wallTimeUs)", "cpu_us": "\(result.cpuTimeUs)",
@@ -46,7 +46,7 @@ public final class RequestService: Sendable {
                 }
                 return .run(result)
             case .judge(let judge):
-                return try await self.judge(judge)
+                return try await self.judge(judge, client: client)
             case .status:
                 return .status(await engine.status())
             case .admin(let admin):
@@ -65,10 +65,10 @@ public final class RequestService: Sendable {
 
 extension RequestService {
     /// Judges a submission: all its tests in as few sandboxed runs as possible, compared on this side.
-    func judge(_ request: Execd_V1_JudgeRequest) async throws(ExecdError) -> Execd_V1_Response.OneOf_Body {
+    func judge(_ request: Execd_V1_JudgeRequest, client: UInt64) async throws(ExecdError) -> Execd_V1_Response.OneOf_Body {
         var configuration = Judge.Configuration()
         configuration.maxRunTime = min(engine.config.maxima.cpuTime, engine.config.maxima.wallTime)
-        let judge = Judge(executor: EngineExecutor(engine: engine), configuration: configuration)
+        let judge = Judge(executor: EngineExecutor(engine: engine, client: client), configuration: configuration)
         do {
             let result = try await judge.judge(request)
             logger.info("judge", metadata: [

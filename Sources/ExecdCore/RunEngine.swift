@@ -167,14 +167,14 @@ public final class RunEngine: Sendable {
     /// while running it) comes back as a result.
     public func run(
         _ request: Execd_V1_RunRequest, extraFiles: [SandboxFile] = [], sideChannel: (any SideChannelSink)? = nil,
-        control: RunControl = RunControl(), queueDeadline: ContinuousClock.Instant? = nil
+        control: RunControl = RunControl(), queueDeadline: ContinuousClock.Instant? = nil, client: UInt64 = 0
     ) async throws(ExecdError) -> Execd_V1_RunResult {
         let profile = try profile(for: request.language)
         let limits: RunLimits
         do { limits = try RunLimits.resolve(request.limits, defaults: config.defaults, maxima: config.maxima) }
         catch { throw ExecdError(.badRequest, error.description) }
         let files = try Self.files(request, profile: profile, extra: extraFiles)
-        do { try await gate.acquire(deadline: queueDeadline) } catch {
+        do { try await gate.acquire(client: client, deadline: queueDeadline) } catch {
             if case AdmissionGate.Refusal.full(let queued) = error {
                 throw ExecdError(.busy, "execd is at capacity (\(config.maxConcurrentRuns) running, \(queued) queued); retry later")
             }

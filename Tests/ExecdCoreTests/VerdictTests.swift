@@ -98,6 +98,25 @@ struct AdmissionGateTests {
         #expect(await gate.running == 0)
     }
 
+    @Test func waitersAreServedRoundRobinAcrossClients() async throws {
+        let gate = AdmissionGate(capacity: 1, queueLimit: 16)
+        try await gate.acquire(client: 1)
+        let order = OrderLog()
+        var tasks: [Task<Void, any Error>] = []
+        for (client, label) in [(1, "a1"), (1, "a2"), (1, "a3"), (2, "b1")] as [(UInt64, String)] {
+            let expected = await gate.queued + 1
+            tasks.append(Task { try await gate.acquire(client: client); await order.append(label) })
+            while await gate.queued < expected { await Task.yield() }
+        }
+        for _ in 0..<4 {
+            await gate.release()
+            let served = await order.count
+            while await order.count == served { await Task.yield() }
+        }
+        for task in tasks { try await task.value }
+        #expect(await order.entries == ["a1", "b1", "a2", "a3"])  // b1 does not wait behind all of client 1
+    }
+
     @Test func deadlineExpiresAWaiter() async throws {
         let gate = AdmissionGate(capacity: 1, queueLimit: 4)
         try await gate.acquire()
@@ -105,4 +124,10 @@ struct AdmissionGateTests {
             try await gate.acquire(deadline: .now + .milliseconds(50))
         }
     }
+}
+
+actor OrderLog {
+    private(set) var entries: [String] = []
+    var count: Int { entries.count }
+    func append(_ entry: String) { entries.append(entry) }
 }
