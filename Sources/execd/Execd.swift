@@ -37,6 +37,9 @@ struct Execd: AsyncParsableCommand {
     @Option(help: "Group (numeric gid) allowed to use the socket; the socket is mode 0660.")
     var socketGroup: UInt32?
 
+    @Option(help: "Warm slots per language, e.g. python=4,javascript=2 (0 disables a pool).")
+    var pool: String?
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level?
 
@@ -61,6 +64,9 @@ struct Execd: AsyncParsableCommand {
         if let base = hostIdBase ?? file.hostIdBase { engineConfig.hostIDBase = base }
         if let dir = rootDir ?? file.rootDir { engineConfig.rootDirectory = dir }
         if let paths = file.readOnlyPaths { engineConfig.mounts = MountPlan.host(paths: paths) }
+        for (language, slots) in try Self.poolSizes(pool ?? file.pool) {
+            if language == "python" { engineConfig.pythonSlots = slots } else { engineConfig.javascriptSlots = slots }
+        }
         guard engineConfig.maxConcurrentRuns >= 1, engineConfig.maxQueuedRuns >= 0 else {
             throw ValidationError("max-concurrent-runs must be at least 1 and queue-limit at least 0")
         }
@@ -87,6 +93,20 @@ struct Execd: AsyncParsableCommand {
     }
 }
 
+extension Execd {
+    /// Parses `python=4,javascript=2`.
+    static func poolSizes(_ text: String?) throws -> [(String, Int)] {
+        guard let text, !text.isEmpty else { return [] }
+        return try text.split(separator: ",").map { item in
+            let parts = item.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            guard parts.count == 2, ["python", "javascript"].contains(parts[0]), let n = Int(parts[1]), (0...256).contains(n) else {
+                throw ValidationError("--pool: \"\(item)\" is not language=count (python or javascript, 0 to 256)")
+            }
+            return (parts[0], n)
+        }
+    }
+}
+
 extension Logger.Level: @retroactive ExpressibleByArgument {}
 
 /// The optional JSON config file: the same settings as the options, in snake_case.
@@ -99,6 +119,7 @@ struct ExecdConfigFile: Decodable {
     var socketGroup: UInt32?
     var cgroupSubtree: String?
     var logLevel: String?
+    var pool: String?
     /// Host paths mirrored read-only into every sandbox (default: /usr, /lib*, /bin, /sbin, /etc).
     var readOnlyPaths: [String]?
 
