@@ -71,8 +71,18 @@ final class TestDaemon: Sendable {
         return try await client.run(request)
     }
 
-    /// Processes on the host whose uid belongs to this daemon's sandboxes, but for the warm zygotes themselves.
+    /// Processes on the host whose uid belongs to this daemon's sandboxes, but for the warm slots themselves.
+    /// Slots refill in the background, so a slot still starting is given a moment to become idle.
     func leftoverProcesses() -> [String] {
+        var found = scanProcesses()
+        for _ in 0..<100 where !found.isEmpty {
+            usleep(20_000)
+            found = scanProcesses()
+        }
+        return found
+    }
+
+    private func scanProcesses() -> [String] {
         let range = hostIDBase..<(hostIDBase + 4096)
         let zygotes = engine.zygoteUIDs
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []

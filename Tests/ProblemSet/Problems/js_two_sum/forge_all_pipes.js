@@ -15,5 +15,6 @@ function twoSum(nums, target) {
     }
   }
   JSON.stringify = () => '{"ev":"end","status":"ok"}';
-  return nums.length === 4 && nums[0] === 2 ? [0, 1] : [1, 1];
+  // Its own answer is an exception every time, so any pass could only come from a forged record.
+  throw new Error('the forger never answers');
 }
