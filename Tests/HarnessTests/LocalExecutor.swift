@@ -21,6 +21,7 @@ struct LocalExecutor: RunExecutor {
         -> Execd_V1_RunResult
     {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("harness-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
         for f in request.files {
             let url = dir.appendingPathComponent(f.path)
@@ -41,6 +42,9 @@ struct LocalExecutor: RunExecutor {
         posix_spawn_file_actions_adddup2(&actions, pout.1, 1)
         posix_spawn_file_actions_adddup2(&actions, perr.1, 2)
         posix_spawn_file_actions_adddup2(&actions, pside.1, 3)
+        // Nothing else of the test process: other suites' sockets (SwiftNIO's are not close-on-exec) would be
+        // inherited, and forging submissions write to every fd they hold (py_two_sum/forge_fd.py).
+        precondition(addCloseFrom(&actions, 4) == 0, "posix_spawn_file_actions_addclosefrom_np failed")
         var attr = posix_spawnattr_t()
         posix_spawnattr_init(&attr)
         defer { posix_spawnattr_destroy(&attr) }
@@ -117,6 +121,16 @@ struct LocalExecutor: RunExecutor {
         }
         return result
     }
+
+    /// glibc's `posix_spawn_file_actions_addclosefrom_np` (2.34+), which Swift's Glibc module does not export
+    /// (it is declared for `_GNU_SOURCE` only).
+    private static let addCloseFrom: AddCloseFrom = {
+        guard let symbol = dlsym(dlopen(nil, RTLD_NOW), "posix_spawn_file_actions_addclosefrom_np") else {
+            fatalError("posix_spawn_file_actions_addclosefrom_np is missing: LocalExecutor needs glibc 2.34 or later")
+        }
+        return unsafeBitCast(symbol, to: AddCloseFrom.self)
+    }()
+    private typealias AddCloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>?, Int32) -> Int32
 
     private static func pipe() throws -> (Int32, Int32) {
         var fds: [Int32] = [0, 0]
