@@ -11,13 +11,14 @@ public final class InstanceLock: Sendable {
         precondition(!name.isEmpty && !name.contains("/"), "lock names are single path components")
         mkdir(directory, 0o755)
         path = "\(directory)/execd-\(name).lock"
-        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw SystemError("open", path: path) }
         guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
             let error = SystemError("flock (another execd uses this cgroup subtree)", path: path)
-            close(fd)
+            close(fd)  // before self.fd is set, so deinit never closes it again
             throw error
         }
+        self.fd = fd
     }
 
     deinit { close(fd) }

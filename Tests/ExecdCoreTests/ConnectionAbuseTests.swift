@@ -170,8 +170,8 @@ struct ConnectionAbuseTests {
         request.run = run
         try raw.send(request)
         // Wait until the sandbox is up, then vanish.
-        for _ in 0..<200 where d.leftoverProcesses().isEmpty { try await Task.sleep(for: .milliseconds(10)) }
-        #expect(!d.leftoverProcesses().isEmpty)
+        for _ in 0..<200 where d.scanProcesses().isEmpty { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(!d.scanProcesses().isEmpty)
         raw.hangUp()
         for _ in 0..<300 where !d.leftoverProcesses().isEmpty { try await Task.sleep(for: .milliseconds(10)) }
         #expect(d.leftoverProcesses().isEmpty, "the abandoned run must be killed, not left to its 60 s limit")
@@ -187,7 +187,7 @@ struct ConnectionAbuseTests {
             request.code = Data("import time\ntime.sleep(3)".utf8)
             return try await client.run(request)
         }
-        for _ in 0..<200 where d.leftoverProcesses().isEmpty { try await Task.sleep(for: .milliseconds(10)) }
+        for _ in 0..<200 where d.scanProcesses().isEmpty { try await Task.sleep(for: .milliseconds(10)) }
         let clock = ContinuousClock()
         let start = clock.now
         await #expect { _ = try await d.run(.python, "print(1)") } throws: { error in

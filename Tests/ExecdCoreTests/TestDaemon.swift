@@ -82,7 +82,8 @@ final class TestDaemon: Sendable {
         return found
     }
 
-    private func scanProcesses() -> [String] {
+    /// The same scan, once, without waiting.
+    func scanProcesses() -> [String] {
         let range = hostIDBase..<(hostIDBase + 4096)
         let zygotes = engine.zygoteUIDs
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
