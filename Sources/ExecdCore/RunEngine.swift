@@ -286,7 +286,7 @@ public final class RunEngine: Sendable {
         do {
             let payload = try ZygoteSlot.payload(
                 files: files, args: request.args, rlimits: Self.rlimits(limits),
-                tmpfs: "size=\(limits.tmpfsBytes),nr_inodes=\(config.tmpfsInodes),mode=1777")
+                tmpfs: ZygoteSlot.tmpfsOptions(bytes: limits.tmpfsBytes, inodes: config.tmpfsInodes))
             run = try ZygoteRun.start(control: slot.control, payload: payload, sideChannel: side != nil,
                                       killGroup: { try? cgroup.killAll() })
         } catch {

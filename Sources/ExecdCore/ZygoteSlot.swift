@@ -51,7 +51,7 @@ final class ZygoteSlot: PoolSlot, @unchecked Sendable {
                 files: [SandboxFile(path: "/tmp/zygote.py", contents: try zygoteSource()),
                         SandboxFile(path: "/tmp/seccomp.bpf", contents: seccomp.bytes)],
                 tmpfsBytes: 1 << 20, tmpfsInodes: 64, executable: profile.executable,
-                arguments: profile.arguments + ["/tmp/zygote.py"], environment: profile.environment,
+                arguments: profile.arguments + ["/tmp/zygote.py", defaultTmpfs(config)], environment: profile.environment,
                 rlimits: slotRlimits(config.maxima), seccomp: seccomp, hostID: hostIDs.zygote)
             spec.secondaryID = (runUID, hostIDs.run)
             spec.inheritedFD3 = childEnd
@@ -95,6 +95,13 @@ final class ZygoteSlot: PoolSlot, @unchecked Sendable {
         var p = pollfd(fd: process.pidfd, events: Int16(POLLIN), revents: 0)
         return process.pidfd >= 0 && poll(&p, 1, 0) == 0
     }
+
+    /// The /tmp a run gets unless it asks for another size; the zygote mounts it ahead of each run.
+    static func defaultTmpfs(_ config: EngineConfig) -> String {
+        tmpfsOptions(bytes: config.defaults.tmpfsBytes, inodes: config.tmpfsInodes)
+    }
+
+    static func tmpfsOptions(bytes: UInt64, inodes: Int) -> String { "size=\(bytes),nr_inodes=\(inodes),mode=1777" }
 
     /// The zygote's rlimits are the maxima, so each run can lower them to its own (raising needs a capability the
     /// zygote does not have).

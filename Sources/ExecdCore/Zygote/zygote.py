@@ -10,6 +10,8 @@
 # Control protocol on fd 3 (SOCK_SEQPACKET, one message each):
 #   zygote -> execd  b"READY"                      once, when warm
 #   execd -> zygote  b"RUN" + fds [payload memfd, stdin, stdout, stderr, go, (side)]
+#                    (the zygote hands them to its *warm child*: forked ahead of the run, already in a private
+#                    mount namespace with a fresh /tmp, waiting on a socket of its own)
 #   zygote -> execd  b"PID" + fds [pidfd of the run child]
 #   child  -> execd  b"ERR <stage> <errno>"        setup failed (before any user code)
 #   zygote -> execd  b"EXIT <wait status>"         the run child ended
@@ -77,13 +79,23 @@ def read_payload(fd):
     return json.loads(header), blob
 
 
-def prepare(header, blob):
-    """Everything between fork and user code: mounts as root of the slot namespace, the rest as the run's uid
-    (so the program owns the files it is given, as in a one-shot sandbox)."""
+TMPFS_FLAGS = MS_NOSUID | MS_NODEV | MS_NOEXEC
+MS_REMOUNT = 32
+DEFAULT_TMPFS = sys.argv[1] if len(sys.argv) > 1 else "size=64m,nr_inodes=4096,mode=1777"
+
+
+def private_tmp():
+    """Done ahead of the run, in the warm child: a mount namespace of its own and a fresh /tmp."""
     check("mount namespace", LIBC.unshare(CLONE_NEWNS))
     check("unmount the zygote's /tmp", LIBC.umount2(b"/tmp", MNT_DETACH))  # zygote.py, the filter: not the run's
-    check("mount /tmp", LIBC.mount(b"tmpfs", b"/tmp", b"tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
-                                  header["tmpfs"].encode()))
+    check("mount /tmp", LIBC.mount(b"tmpfs", b"/tmp", b"tmpfs", TMPFS_FLAGS, DEFAULT_TMPFS.encode()))
+
+
+def prepare(header, blob):
+    """Everything between the go signal and user code: /tmp resized if the run asks for another size (still root
+    of the slot namespace), the rest as the run's uid (so the program owns its files, as in a one-shot sandbox)."""
+    if header["tmpfs"] != DEFAULT_TMPFS:
+        check("resize /tmp", LIBC.mount(b"tmpfs", b"/tmp", b"tmpfs", TMPFS_FLAGS | MS_REMOUNT, header["tmpfs"].encode()))
     check("securebits", prctl(PR_SET_SECUREBITS, SECUREBITS))
     for cap in range(LAST_CAP + 1):
         check("bounding set", prctl(PR_CAPBSET_DROP, cap))
@@ -181,26 +193,60 @@ def child(fds):
     run_user_code(header)
 
 
+def warm_child(link):
+    """The next run's process, forked while the slot is idle: everything that does not depend on the request is
+    done before the request arrives."""
+    failure = None
+    try:
+        check("death signal", prctl(PR_SET_PDEATHSIG, 9))  # dies with the zygote
+        private_tmp()
+    except SetupError as e:
+        failure = e
+    msg, fds, _, _ = socket.recv_fds(link, 4096, 8)
+    if msg != b"RUN" or len(fds) < 5:
+        os._exit(0)  # the slot is being retired
+    if failure is not None:
+        CONTROL.send(b"ERR %s %d" % (failure.stage.encode(), failure.err))
+        os._exit(127)
+    child(fds)
+
+
+def fork_warm_child():
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            ours.close()
+            warm_child(theirs)
+        finally:
+            os._exit(127)
+    theirs.close()
+    return pid, ours
+
+
 def serve():
     # Everything the zygote allocated is now permanent for the collector: a child's collections never walk
     # (and so never copy-on-write) the zygote's objects.
     gc.collect()
     gc.freeze()
+    warm = fork_warm_child()
     CONTROL.send(b"READY")
     while True:
         msg, fds, _, _ = socket.recv_fds(CONTROL, 4096, 8)
         if not msg:
-            os._exit(0)  # execd is gone
+            os._exit(0)  # execd is gone (the warm child follows: its death signal)
         if msg != b"RUN" or len(fds) < 5:
             for fd in fds:
                 os.close(fd)
             continue
-        pid = os.fork()
-        if pid == 0:
-            try:
-                child(fds)
-            finally:
-                os._exit(127)
+        pid, link = warm
+        try:
+            socket.send_fds(link, [b"RUN"], fds)
+        except OSError:  # the warm child died while waiting: fork another one for this run
+            os.waitpid(pid, 0)
+            pid, link = fork_warm_child()
+            socket.send_fds(link, [b"RUN"], fds)
+        link.close()
         for fd in fds:
             os.close(fd)
         pidfd = os.pidfd_open(pid)
@@ -208,6 +254,7 @@ def serve():
         os.close(pidfd)
         _, status = os.waitpid(pid, 0)
         CONTROL.send(b"EXIT %d" % status)
+        warm = fork_warm_child()  # the next run's child, while the slot is idle
 
 
 serve()
