@@ -91,6 +91,9 @@ public final class RunEngine: Sendable {
                     do {
                         let slot = try ZygoteSlot.start(id: id, hostIDs: (zygote, run), config: config, seccomp: seccomp, cgroups: cgroups)
                         slot.onRetire = { hostIDs.release(zygote); hostIDs.release(run) }
+                        slot.prepareNextGroup(cgroups, limits: CgroupLimits(
+                            memoryBytes: config.defaults.memoryBytes, maxProcesses: config.defaults.maxProcesses,
+                            cpuQuotaMillicores: config.defaults.cpuQuotaMillicores))
                         return slot
                     } catch {
                         hostIDs.release(zygote)
@@ -268,19 +271,30 @@ public final class RunEngine: Sendable {
         _ runID: String, slot: ZygoteSlot, pool: SlotPool<ZygoteSlot>, request: Execd_V1_RunRequest, limits: RunLimits,
         files: [SandboxFile], side: (any SideChannelSink)?, control: RunControl
     ) -> Execd_V1_RunResult? {
+        let wanted = CgroupLimits(memoryBytes: limits.memoryBytes, maxProcesses: limits.maxProcesses,
+                                  cpuQuotaMillicores: limits.cpuQuotaMillicores)
         let cgroup: any RunCgroup
         do {
-            cgroup = try cgroups.createRunGroup(
-                name: runID,
-                limits: CgroupLimits(memoryBytes: limits.memoryBytes, maxProcesses: limits.maxProcesses,
-                                     cpuQuotaMillicores: limits.cpuQuotaMillicores))
+            if let prepared = slot.nextGroup {
+                slot.nextGroup = nil
+                if slot.preparedLimits != wanted { try prepared.apply(wanted) }
+                cgroup = prepared
+            } else {
+                cgroup = try cgroups.createRunGroup(name: runID, limits: wanted)
+            }
         } catch {
             pool.giveBack(slot, healthy: true)
             return Self.internalError(Execd_V1_RunResult.with { $0.runID = runID }, "creating the run's cgroup: \(error)")
         }
-        defer {
+        // After the result: the run's cgroup is emptied and removed and the next one made, on the pool's thread;
+        // the slot is not handed out again before that is done.
+        let cgroups = self.cgroups
+        let defaults = CgroupLimits(memoryBytes: config.defaults.memoryBytes, maxProcesses: config.defaults.maxProcesses,
+                                    cpuQuotaMillicores: config.defaults.cpuQuotaMillicores)
+        let cleanup: @Sendable () -> Void = {
             try? cgroup.killAll()
             try? cgroup.destroy()
+            slot.prepareNextGroup(cgroups, limits: defaults)
         }
         let run: ZygoteRun
         do {
@@ -290,7 +304,7 @@ public final class RunEngine: Sendable {
             run = try ZygoteRun.start(control: slot.control, payload: payload, sideChannel: side != nil,
                                       killGroup: { try? cgroup.killAll() })
         } catch {
-            pool.giveBack(slot, healthy: false)
+            pool.giveBack(slot, healthy: false, cleanup: cleanup)
             return nil
         }
         do {
@@ -298,14 +312,14 @@ public final class RunEngine: Sendable {
             try run.release()
         } catch {
             run.kill()
-            pool.giveBack(slot, healthy: false)
+            pool.giveBack(slot, healthy: false, cleanup: cleanup)
             return Self.internalError(Execd_V1_RunResult.with { $0.runID = runID }, "placing the run in its cgroup: \(error)")
         }
         let result = finish(runID, process: run, cgroup: cgroup, request: request, limits: limits, side: side, control: control)
         slot.runsServed += 1
         slot.lastStatus = result.status
         slot.lastPeakMemory = result.memoryPeakBytes
-        pool.giveBack(slot, healthy: !run.zygoteBroken && result.status != .internalError && slot.isAlive)
+        pool.giveBack(slot, healthy: !run.zygoteBroken && result.status != .internalError && slot.isAlive, cleanup: cleanup)
         return result
     }
 

@@ -66,6 +66,7 @@ final class SlotPool<Slot: PoolSlot>: @unchecked Sendable {
         var busy: [String: Slot] = [:]
         var starting = 0
         var toRetire: [Slot] = []
+        var toClean: [(slot: Slot, healthy: Bool, cleanup: @Sendable () -> Void)] = []
         var failedStarts = 0
         var consecutiveFailures = 0
         var retired = 0
@@ -109,7 +110,14 @@ final class SlotPool<Slot: PoolSlot>: @unchecked Sendable {
     }
 
     /// Returns a slot after a run. An unhealthy, worn-out or old slot is retired and replaced, never reused.
-    func giveBack(_ slot: Slot, healthy: Bool) {
+    /// `cleanup`, if given, runs on the pool's thread before the slot is idle again (removing the run's cgroup,
+    /// preparing the next one), so the run's result need not wait for it. The slot counts as busy until then.
+    func giveBack(_ slot: Slot, healthy: Bool, cleanup: (@Sendable () -> Void)? = nil) {
+        if let cleanup {
+            state.withLock { $0.toClean.append((slot, healthy, cleanup)) }
+            signal()
+            return
+        }
         state.withLock { s in
             s.busy[slot.id] = nil
             let worn = slot.runsServed >= s.settings.maxRunsPerSlot || ContinuousClock.now - slot.started > s.settings.maxSlotAge
@@ -199,7 +207,11 @@ final class SlotPool<Slot: PoolSlot>: @unchecked Sendable {
                 return (retire, needed, s.stopped, s.consecutiveFailures > 0)
             }
             for slot in retire { slot.retire() }
-            if stopped && state.withLock({ $0.busy.isEmpty && $0.toRetire.isEmpty }) { break }
+            for job in state.withLock({ s in defer { s.toClean.removeAll() }; return s.toClean }) {
+                job.cleanup()
+                giveBack(job.slot, healthy: job.healthy)
+            }
+            if stopped && state.withLock({ $0.busy.isEmpty && $0.toRetire.isEmpty && $0.toClean.isEmpty }) { break }
             if needed > 0 {
                 if backoff { Thread.sleep(forTimeInterval: 0.2) }  // a broken setup must not spin the CPU
                 let id = state.withLock { s -> String in
@@ -224,7 +236,7 @@ final class SlotPool<Slot: PoolSlot>: @unchecked Sendable {
                 continue
             }
             wake.lock()
-            if state.withLock({ $0.toRetire.isEmpty && ($0.stopped || $0.draining || $0.idle.count + $0.busy.count >= $0.settings.target) }) {
+            if state.withLock({ $0.toRetire.isEmpty && $0.toClean.isEmpty && ($0.stopped || $0.draining || $0.idle.count + $0.busy.count >= $0.settings.target) }) {
                 _ = wake.wait(until: Date().addingTimeInterval(stopped ? 0.01 : 1))
             }
             wake.unlock()

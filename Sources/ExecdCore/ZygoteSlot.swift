@@ -22,6 +22,18 @@ final class ZygoteSlot: PoolSlot, @unchecked Sendable {
     var runsServed = 0
     var lastStatus: Execd_V1_Status = .unspecified
     var lastPeakMemory: UInt64 = 0
+    /// The cgroup the next run will use, made ahead of time with `preparedLimits` (off the request path).
+    var nextGroup: (any RunCgroup)?
+    var preparedLimits: CgroupLimits?
+    private var groups = 0
+
+    /// Makes the next run's cgroup now (on the pool's thread), so a run only has to join it.
+    func prepareNextGroup(_ cgroups: any CgroupManager, limits: CgroupLimits) {
+        groups += 1
+        nextGroup = try? cgroups.createRunGroup(name: "\(id)-run\(groups)", limits: limits)
+        preparedLimits = nextGroup == nil ? nil : limits
+    }
+
     /// Gives the slot's host uids back once its sandbox is gone.
     var onRetire: (@Sendable () -> Void)?
 
@@ -86,6 +98,8 @@ final class ZygoteSlot: PoolSlot, @unchecked Sendable {
         control.close()
         try? cgroup.killAll()
         try? cgroup.destroy()
+        if let nextGroup { try? nextGroup.destroy() }
+        nextGroup = nil
         onRetire?()
         onRetire = nil
     }
