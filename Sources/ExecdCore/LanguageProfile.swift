@@ -23,22 +23,3 @@ public struct LanguageProfile: Sendable, Codable, Equatable {
     /// argv for a program with its arguments.
     func argv(programArguments: [String]) -> [String] { arguments + [programPath] + programArguments }
 }
-
-extension Execd_V1_Language {
-    /// The name used on the command line and in logs.
-    public var name: String {
-        switch self {
-        case .python: "python"
-        case .javascript: "javascript"
-        default: "unspecified"
-        }
-    }
-
-    public init?(name: String) {
-        switch name.lowercased() {
-        case "python", "python3", "py": self = .python
-        case "javascript", "js", "node": self = .javascript
-        default: return nil
-        }
-    }
-}

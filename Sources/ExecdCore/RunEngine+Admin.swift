@@ -79,19 +79,3 @@ extension RunEngine {
         return reply
     }
 }
-
-extension Execd_V1_Status {
-    /// The snake_case name used in JSON and status output.
-    public var name: String {
-        switch self {
-        case .ok: "ok"
-        case .runtimeError: "runtime_error"
-        case .signaled: "signaled"
-        case .timeLimit: "time_limit"
-        case .memoryLimit: "memory_limit"
-        case .outputLimit: "output_limit"
-        case .internalError: "internal_error"
-        default: "unspecified"
-        }
-    }
-}

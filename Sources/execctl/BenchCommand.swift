@@ -58,7 +58,7 @@ struct BenchCommand: AsyncParsableCommand {
         _ = try stop()
     }
 
-    private var language: Execd_V1_Language? { Execd_V1_Language(cliName: lang) }
+    private var language: Execd_V1_Language? { Execd_V1_Language(name: lang) }
     private var connectionMode: BenchExecdTarget.Connections? { BenchExecdTarget.Connections(rawValue: connections) }
 
     func run() async throws {
@@ -68,7 +68,7 @@ struct BenchCommand: AsyncParsableCommand {
             ?? (language == .python ? "print(1)" : "console.log(1)")
         let load = BenchLoad(concurrency: concurrency, stop: try stop())
         let reporter = BenchReporter(json: json)
-        let plan = "\(language.cliName), concurrency \(concurrency), \(describe(load.stop))"
+        let plan = "\(language.name), concurrency \(concurrency), \(describe(load.stop))"
 
         var request = Execd_V1_RunRequest()
         request.language = language
@@ -114,7 +114,7 @@ struct BenchCommand: AsyncParsableCommand {
         let (stats, elapsed) = await load.run(target, progress: reporter.progress)
         let summary = BenchSummary(
             target: name,
-            lang: language.cliName,
+            lang: language.name,
             concurrency: concurrency,
             elapsed: elapsed,
             stats: stats
@@ -140,7 +140,3 @@ struct BenchCommand: AsyncParsableCommand {
     }
 }
 
-extension Execd_V1_Language {
-    /// The name `--lang` accepts and the reports use.
-    var cliName: String { self == .javascript ? "javascript" : "python" }
-}

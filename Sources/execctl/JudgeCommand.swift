@@ -23,7 +23,7 @@ struct JudgeCommand: AsyncParsableCommand {
     var solution: String
 
     func run() async throws {
-        guard let language = Execd_V1_Language(cliName: lang) else {
+        guard let language = Execd_V1_Language(name: lang) else {
             throw ValidationError("--lang must be python or javascript, not \(lang)")
         }
         let request: Execd_V1_JudgeRequest

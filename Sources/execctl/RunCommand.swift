@@ -37,7 +37,7 @@ struct RunCommand: AsyncParsableCommand {
     var file: String
 
     func run() async throws {
-        guard let language = Execd_V1_Language(cliName: lang) else {
+        guard let language = Execd_V1_Language(name: lang) else {
             throw ValidationError("--lang must be python or javascript, not \(lang)")
         }
         var request = Execd_V1_RunRequest()
@@ -108,16 +108,6 @@ func readInput(_ path: String) throws -> Data {
         throw ValidationError("cannot read \(path)")
     }
     return data
-}
-
-extension Execd_V1_Language {
-    init?(cliName: String) {
-        switch cliName.lowercased() {
-        case "python", "python3", "py": self = .python
-        case "javascript", "js", "node": self = .javascript
-        default: return nil
-        }
-    }
 }
 
 /// Prints a message to stderr and exits 2: execctl could not get a result from execd.

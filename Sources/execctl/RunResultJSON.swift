@@ -38,18 +38,7 @@ struct RunResultJSON: Encodable {
         internal_error = r.status == .internalError ? r.internalError : nil
     }
 
-    static func statusName(_ status: Execd_V1_Status) -> String {
-        switch status {
-        case .ok: "ok"
-        case .runtimeError: "runtime_error"
-        case .signaled: "signaled"
-        case .timeLimit: "time_limit"
-        case .memoryLimit: "memory_limit"
-        case .outputLimit: "output_limit"
-        case .internalError: "internal_error"
-        default: "unspecified"
-        }
-    }
+    static func statusName(_ status: Execd_V1_Status) -> String { status.name }
 
     func encoded() -> String {
         let encoder = JSONEncoder()

@@ -41,7 +41,7 @@ struct StatusCommand: AsyncParsableCommand {
         ]
         for pool in r.pools {
             lines.append("")
-            lines.append("pool \(pool.language.cliName) (\(pool.kind)): target \(pool.target), idle \(pool.idle), busy \(pool.busy), starting \(pool.starting), failed starts \(pool.failedStarts), retired \(pool.retired)\(pool.draining ? ", DRAINING" : "")")
+            lines.append("pool \(pool.language.name) (\(pool.kind)): target \(pool.target), idle \(pool.idle), busy \(pool.busy), starting \(pool.starting), failed starts \(pool.failedStarts), retired \(pool.retired)\(pool.draining ? ", DRAINING" : "")")
             lines.append("  " + ["slot", "state", "pid", "uid", "runs", "age", "last", "peak mem"].map { $0.padding(toLength: 16, withPad: " ", startingAt: 0) }.joined())
             for s in pool.slots.sorted(by: { $0.id < $1.id }) {
                 let cells = [s.id, s.state, "\(s.pid)", "\(s.hostUid)", "\(s.runsServed)", duration(s.ageMs),
@@ -105,12 +105,12 @@ struct KillCommand: AsyncParsableCommand {
 }
 
 private func targetLanguage(_ name: String) throws -> Execd_V1_Language {
-    guard let language = Execd_V1_Language(cliName: name) else { throw ValidationError("--lang must be python or javascript") }
+    guard let language = Execd_V1_Language(name: name) else { throw ValidationError("--lang must be python or javascript") }
     return language
 }
 
 private func target(_ name: String?) throws -> Execd_V1_PoolTarget {
-    Execd_V1_PoolTarget.with { $0.language = name.flatMap { Execd_V1_Language(cliName: $0) } ?? .unspecified }
+    Execd_V1_PoolTarget.with { $0.language = name.flatMap { Execd_V1_Language(name: $0) } ?? .unspecified }
 }
 
 private func admin(_ connection: ConnectionOptions, _ action: Execd_V1_AdminRequest.OneOf_Action) async throws {
