@@ -227,10 +227,13 @@ public final class RunEngine: Sendable {
         }
         if request.language == .javascript, let pool = javascriptPool, let slot = pool.take() {
             if slot.fits(limits) {
-                return executeOnWorker(runID, slot: slot, pool: pool, request: request, limits: limits, files: files,
-                                       side: side, control: control)
+                if let result = executeOnWorker(runID, slot: slot, pool: pool, request: request, limits: limits, files: files,
+                                                side: side, control: control) {
+                    return result
+                }
+            } else {
+                pool.giveBack(slot, healthy: true)
             }
-            pool.giveBack(slot, healthy: true)
         }
         stats.recordOneShot()
         guard let hostID = hostIDs.acquire() else {
@@ -291,10 +294,12 @@ public final class RunEngine: Sendable {
         let cgroups = self.cgroups
         let defaults = CgroupLimits(memoryBytes: config.defaults.memoryBytes, maxProcesses: config.defaults.maxProcesses,
                                     cpuQuotaMillicores: config.defaults.cpuQuotaMillicores)
-        let cleanup: @Sendable () -> Void = {
+        let cleanup: @Sendable () -> Bool = {
             try? cgroup.killAll()
-            try? cgroup.destroy()
+            // A run whose processes will not die must not share a slot with the next run: retire the slot.
+            guard (try? cgroup.destroy()) != nil else { return false }
             slot.prepareNextGroup(cgroups, limits: defaults)
+            return true
         }
         let run: ZygoteRun
         do {
@@ -325,10 +330,12 @@ public final class RunEngine: Sendable {
 
     /// Runs on a pre-started worker: the worker's cgroup takes the run's limits, the program arrives on fd 4, and
     /// the CPU node spent starting up is not the run's. The worker is used once.
+    /// Returns nil when the worker cannot take the run's limits (e.g. a memory limit below what node already
+    /// uses): the caller runs it one-shot, where the limit applies from the start.
     private func executeOnWorker(
         _ runID: String, slot: WorkerSlot, pool: SlotPool<WorkerSlot>, request: Execd_V1_RunRequest, limits: RunLimits,
         files: [SandboxFile], side: (any SideChannelSink)?, control: RunControl
-    ) -> Execd_V1_RunResult {
+    ) -> Execd_V1_RunResult? {
         defer {
             slot.retire()  // single use: gone before the result is sent
             pool.giveBack(slot, healthy: false)
@@ -337,6 +344,10 @@ public final class RunEngine: Sendable {
         do {
             try slot.cgroup.apply(CgroupLimits(memoryBytes: limits.memoryBytes, maxProcesses: limits.maxProcesses,
                                                cpuQuotaMillicores: limits.cpuQuotaMillicores))
+        } catch {
+            return nil
+        }
+        do {
             baseline = try slot.cgroup.usage()
             var payload = try ZygoteSlot.payload(files: files, args: request.args, rlimits: [], tmpfs: "", side: side != nil)
             payload.reserveCapacity(payload.count)

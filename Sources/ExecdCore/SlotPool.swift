@@ -66,7 +66,7 @@ final class SlotPool<Slot: PoolSlot>: @unchecked Sendable {
         var busy: [String: Slot] = [:]
         var starting = 0
         var toRetire: [Slot] = []
-        var toClean: [(slot: Slot, healthy: Bool, cleanup: @Sendable () -> Void)] = []
+        var toClean: [(slot: Slot, healthy: Bool, cleanup: @Sendable () -> Bool)] = []
         var failedStarts = 0
         var consecutiveFailures = 0
         var retired = 0
@@ -112,7 +112,8 @@ final class SlotPool<Slot: PoolSlot>: @unchecked Sendable {
     /// Returns a slot after a run. An unhealthy, worn-out or old slot is retired and replaced, never reused.
     /// `cleanup`, if given, runs on the pool's thread before the slot is idle again (removing the run's cgroup,
     /// preparing the next one), so the run's result need not wait for it. The slot counts as busy until then.
-    func giveBack(_ slot: Slot, healthy: Bool, cleanup: (@Sendable () -> Void)? = nil) {
+    /// `cleanup` returns false when it could not finish (e.g. the run's processes would not die): the slot is retired.
+    func giveBack(_ slot: Slot, healthy: Bool, cleanup: (@Sendable () -> Bool)? = nil) {
         if let cleanup {
             state.withLock { $0.toClean.append((slot, healthy, cleanup)) }
             signal()
@@ -208,8 +209,8 @@ final class SlotPool<Slot: PoolSlot>: @unchecked Sendable {
             }
             for slot in retire { slot.retire() }
             for job in state.withLock({ s in defer { s.toClean.removeAll() }; return s.toClean }) {
-                job.cleanup()
-                giveBack(job.slot, healthy: job.healthy)
+                let clean = job.cleanup()
+                giveBack(job.slot, healthy: job.healthy && clean)
             }
             if stopped && state.withLock({ $0.busy.isEmpty && $0.toRetire.isEmpty && $0.toClean.isEmpty }) { break }
             if needed > 0 {

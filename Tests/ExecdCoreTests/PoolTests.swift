@@ -120,6 +120,29 @@ extension EndToEnd {
             try await admin(d, .resize(Execd_V1_Resize.with { $0.language = .python; $0.target = 4 }))
         }
 
+        @Test func systemVIPCDoesNotOutliveARun() async throws {
+            let d = try await daemon()
+            try await admin(d, .resize(Execd_V1_Resize.with { $0.language = .python; $0.target = 1 }))
+            _ = try await waitForFullPool(d, .python, target: 1)
+            let writer = try await d.run(.python, """
+                import ctypes
+                libc = ctypes.CDLL(None, use_errno=True)
+                libc.shmat.restype = ctypes.c_void_p
+                shm = libc.shmget(0x5EC2E7, 4096, 0o1000 | 0o666)  # IPC_CREAT
+                addr = libc.shmat(shm, None, 0)
+                ctypes.memmove(addr, b"secret from run one", 19)
+                print(shm >= 0, libc.semget(0x5EC2E8, 1, 0o1000 | 0o666) >= 0)
+                """)
+            #expect(writer.out == "True True\n", "\(writer.out)\(writer.err)")
+            let reader = try await d.run(.python, """
+                import ctypes
+                libc = ctypes.CDLL(None, use_errno=True)
+                print(libc.shmget(0x5EC2E7, 0, 0), libc.semget(0x5EC2E8, 0, 0), ctypes.get_errno())
+                """)
+            #expect(reader.out == "-1 -1 2\n", "the next run on the slot must not find the segments: \(reader.out)\(reader.err)")
+            try await admin(d, .resize(Execd_V1_Resize.with { $0.language = .python; $0.target = 4 }))
+        }
+
         @Test func aCrashedZygoteIsReplaced() async throws {
             let d = try await daemon()
             let before = try await waitForFullPool(d, .python)

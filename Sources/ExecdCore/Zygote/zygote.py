@@ -39,7 +39,7 @@ LAST_CAP = int(open("/proc/sys/kernel/cap_last_cap").read())
 SECCOMP = open("/tmp/seccomp.bpf", "rb").read()
 RUN_ID = 1000  # the uid and gid run children become (mapped to the slot's second host uid)
 
-CLONE_NEWNS = 0x00020000
+CLONE_NEWNS, CLONE_NEWIPC = 0x00020000, 0x08000000
 MS_NOSUID, MS_NODEV, MS_NOEXEC = 2, 4, 8
 MNT_DETACH = 2
 PR_SET_PDEATHSIG, PR_SET_SECCOMP, PR_CAPBSET_DROP, PR_SET_SECUREBITS = 1, 22, 24, 28
@@ -85,8 +85,9 @@ DEFAULT_TMPFS = sys.argv[1] if len(sys.argv) > 1 else "size=64m,nr_inodes=4096,m
 
 
 def private_tmp():
-    """Done ahead of the run, in the warm child: a mount namespace of its own and a fresh /tmp."""
-    check("mount namespace", LIBC.unshare(CLONE_NEWNS))
+    """Done ahead of the run, in the warm child: a mount namespace of its own with a fresh /tmp, and an IPC
+    namespace of its own (System V shared memory and semaphores outlive processes: they must not outlive the run)."""
+    check("mount and IPC namespaces", LIBC.unshare(CLONE_NEWNS | CLONE_NEWIPC))
     check("unmount the zygote's /tmp", LIBC.umount2(b"/tmp", MNT_DETACH))  # zygote.py, the filter: not the run's
     check("mount /tmp", LIBC.mount(b"tmpfs", b"/tmp", b"tmpfs", TMPFS_FLAGS, DEFAULT_TMPFS.encode()))
 
