@@ -169,6 +169,14 @@ struct SandboxEndToEndTests {
         #expect(lines.last == "['1', '2']")
     }
 
+    @Test func theDaemonsCommandLineIsNotVisible() async throws {
+        // pid 1 of every sandbox is a fork of the daemon: its inherited argv must not be readable.
+        let py = try await daemon().run(.python, "print(open('/proc/1/cmdline','rb').read().strip(b'\\0'), open('/proc/1/comm').read().strip())")
+        #expect(py.out == "b'' execd-init\n", "\(py.out)\(py.err)")
+        let js = try await daemon().run(.javascript, "const fs=require('fs');console.log(JSON.stringify(fs.readFileSync('/proc/1/cmdline','latin1').replace(/\\0/g,'')))")
+        #expect(js.out == "\"\"\n", "\(js.out)\(js.err)")
+    }
+
     @Test func consecutiveRunsCannotSeeEachOther() async throws {
         let d = try await daemon()
         let first = try await d.run(.python, """
