@@ -294,13 +294,11 @@ public final class RunEngine: Sendable {
         let cgroups = self.cgroups
         let defaults = CgroupLimits(memoryBytes: config.defaults.memoryBytes, maxProcesses: config.defaults.maxProcesses,
                                     cpuQuotaMillicores: config.defaults.cpuQuotaMillicores)
+        // A run whose processes will not die must not share a slot with the next run: the slot is then retired.
         let cleanup: @Sendable () -> Bool = {
-            try? cgroup.killAll()
-            // A run whose processes will not die must not share a slot with the next run: retire the slot.
-            guard (try? cgroup.destroy()) != nil else { return false }
-            slot.prepareNextGroup(cgroups, limits: defaults)
-            return true
+            slot.recycleGroup(cgroup, limits: defaults, cgroups: cgroups, applied: wanted)
         }
+        let baseline = (try? cgroup.usage()) ?? CgroupUsage(cpuTime: .zero, memoryPeakBytes: 0, oomKills: 0)
         let run: ZygoteRun
         do {
             let payload = try ZygoteSlot.payload(
@@ -320,7 +318,8 @@ public final class RunEngine: Sendable {
             pool.giveBack(slot, healthy: false, cleanup: cleanup)
             return Self.internalError(Execd_V1_RunResult.with { $0.runID = runID }, "placing the run in its cgroup: \(error)")
         }
-        let result = finish(runID, process: run, cgroup: cgroup, request: request, limits: limits, side: side, control: control)
+        let result = finish(runID, process: run, cgroup: cgroup, request: request, limits: limits, side: side,
+                            control: control, cpuBaseline: baseline.cpuTime, oomBaseline: baseline.oomKills)
         slot.runsServed += 1
         slot.lastStatus = result.status
         slot.lastPeakMemory = result.memoryPeakBytes

@@ -34,6 +34,24 @@ final class ZygoteSlot: PoolSlot, @unchecked Sendable {
         preparedLimits = nextGroup == nil ? nil : limits
     }
 
+    /// After a run: its group, emptied and with its peak counter reset, serves the next run (cgroup v1, where
+    /// creating and removing a group costs four directories each); otherwise the group goes and a fresh one is made.
+    /// False when the run's processes would not die.
+    func recycleGroup(_ used: any RunCgroup, limits: CgroupLimits, cgroups: any CgroupManager, applied: CgroupLimits) -> Bool {
+        do {
+            if try used.recycle() {
+                nextGroup = used
+                preparedLimits = applied
+                return true
+            }
+        } catch {
+            return false
+        }
+        guard (try? used.destroy()) != nil else { return false }
+        prepareNextGroup(cgroups, limits: limits)
+        return true
+    }
+
     /// Gives the slot's host uids back once its sandbox is gone.
     var onRetire: (@Sendable () -> Void)?
 

@@ -72,6 +72,11 @@ public protocol RunCgroup: Sendable {
     /// Sends SIGKILL to every process in the group (v2 `cgroup.kill`; v1 repeated rounds over
     /// `cgroup.procs`, bounded). Does not wait for them to exit; `destroy()` does.
     func killAll() throws
+    /// Kills everything in the group and waits (bounded) until it is empty, then makes the group ready for another
+    /// run: the peak-memory counter starts again. Returns false where the kernel cannot reset it (cgroup v2's
+    /// memory.peak), so the caller uses a fresh group instead. CPU time and OOM kills keep counting: callers
+    /// subtract a baseline taken before the run.
+    func recycle() throws -> Bool
     /// Waits (bounded) until the group is empty, removes it in every hierarchy and closes the fd.
     /// Idempotent; throws `CgroupError.stillPopulated` if processes remain. Zombies do not count:
     /// the kernel drops exited tasks from the group before they are reaped.

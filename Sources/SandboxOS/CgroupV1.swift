@@ -119,12 +119,18 @@ public final class CgroupV1RunGroup: RunCgroup {
 
     public func apply(_ limits: CgroupLimits) throws {
         let memory = directory("memory")
-        try CgroupFS.write(memory + "/memory.limit_in_bytes", "\(limits.memoryBytes)")
-        // memsw (RAM + swap) equal to the RAM limit means no swap; it must be written after
-        // memory.limit_in_bytes because the kernel requires memsw >= limit at all times.
+        // memsw (RAM + swap) equal to the RAM limit means no swap. The kernel requires memsw >= limit at all
+        // times, so raising a limit writes memsw first and lowering one writes it last (a reused group does both).
         if CgroupFS.exists(memory + "/memory.memsw.limit_in_bytes") {
-            try CgroupFS.write(memory + "/memory.memsw.limit_in_bytes", "\(limits.memoryBytes)")
+            let memsw = memory + "/memory.memsw.limit_in_bytes"
+            if (try? CgroupFS.write(memsw, "\(limits.memoryBytes)")) != nil {
+                try CgroupFS.write(memory + "/memory.limit_in_bytes", "\(limits.memoryBytes)")
+            } else {
+                try CgroupFS.write(memory + "/memory.limit_in_bytes", "\(limits.memoryBytes)")
+                try CgroupFS.write(memsw, "\(limits.memoryBytes)")
+            }
         } else {
+            try CgroupFS.write(memory + "/memory.limit_in_bytes", "\(limits.memoryBytes)")
             try CgroupFS.write(memory + "/memory.swappiness", "0")
         }
         try CgroupFS.write(directory("pids") + "/pids.max", "\(limits.maxProcesses)")
@@ -163,6 +169,17 @@ public final class CgroupV1RunGroup: RunCgroup {
         try Self.killRounds(procsFiles: leaves.map { $0.basePath + "/cgroup.procs" })
     }
 
+    /// See `RunCgroup.recycle`: memory.max_usage_in_bytes is reset by writing 0.
+    public func recycle() throws -> Bool {
+        try killAll()
+        let procsFiles = leaves.map { $0.basePath + "/cgroup.procs" }
+        guard try CgroupRules.waitUntilEmpty({ try procsFiles.allSatisfy { try Self.readPids($0).isEmpty } }) else {
+            throw CgroupError.stillPopulated(path: leaves.map(\.basePath).joined(separator: ", "), waited: CgroupRules.emptyTimeout)
+        }
+        try CgroupFS.write(directory("memory") + "/memory.max_usage_in_bytes", "0")
+        return true
+    }
+
     /// Waits until every hierarchy's cgroup.procs is empty, then removes the leaves. Idempotent.
     public func destroy() throws {
         try removed.withLock { removed in
@@ -194,7 +211,7 @@ public final class CgroupV1RunGroup: RunCgroup {
         for path in paths { try CgroupRules.removeRetryingBusy { try CgroupTree.remove(path, ops: ops) } }
     }
 
-    private static func readPids(_ procsFile: String) throws -> [pid_t] {
+    static func readPids(_ procsFile: String) throws -> [pid_t] {
         do {
             return CgroupFormat.pids(try CgroupFS.read(procsFile))
         } catch CgroupError.system(_, _, ENOENT) {

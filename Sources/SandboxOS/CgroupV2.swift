@@ -125,6 +125,9 @@ public final class CgroupV2RunGroup: RunCgroup {
     /// The leaf's O_PATH fd for `clone3(CLONE_INTO_CGROUP)` until `destroy()`.
     public var cloneIntoFD: Int32? { state.withLock { $0.fd } }
 
+    /// See `RunCgroup.recycle`: memory.peak cannot simply be reset, so a v2 run always gets a fresh group.
+    public func recycle() throws -> Bool { false }
+
     /// memory.max, pids.max and cpu.max.
     public func apply(_ limits: CgroupLimits) throws {
         try CgroupRules.validate(limits: limits)
