@@ -151,19 +151,37 @@ final class ZygoteSlot: PoolSlot, @unchecked Sendable {
 
     static func zygoteSource() throws -> [UInt8] { try WorkerSlot.resource("zygote") }
 
-    /// The payload zygote.py reads for one run: a JSON header line, then the files' bytes back to back.
+    /// The payload zygote.py reads for one run: a JSON header line, then the files' bytes back to back. Written by
+    /// hand: it is on every run's path, and Foundation's JSONSerialization cost more than the rest of the hand-off.
     static func payload(files: [SandboxFile], args: [String], rlimits: [ResourceLimit], tmpfs: String, side: Bool = false) throws -> [UInt8] {
-        let header: [String: Any] = [
-            "side": side,
-            "files": files.map { ["path": $0.path, "len": $0.contents.count, "mode": Int($0.mode)] },
-            "args": args,
-            "rlimits": rlimits.map { [Int($0.resource), Int(clamping: $0.soft), Int(clamping: $0.hard)] },
-            "tmpfs": tmpfs,
-        ]
-        var bytes = Array(try JSONSerialization.data(withJSONObject: header))
-        bytes.append(UInt8(ascii: "\n"))
+        var header = "{\"side\":\(side),\"tmpfs\":\(jsonString(tmpfs)),\"args\":["
+        header += args.map(jsonString).joined(separator: ",")
+        header += "],\"rlimits\":["
+        header += rlimits.map { "[\($0.resource),\(Int(clamping: $0.soft)),\(Int(clamping: $0.hard))]" }.joined(separator: ",")
+        header += "],\"files\":["
+        header += files.map { "{\"path\":\(jsonString($0.path)),\"len\":\($0.contents.count),\"mode\":\($0.mode)}" }.joined(separator: ",")
+        header += "]}\n"
+        var bytes = Array(header.utf8)
+        bytes.reserveCapacity(bytes.count + files.reduce(0) { $0 + $1.contents.count })
         for file in files { bytes += file.contents }
         return bytes
+    }
+
+    /// A JSON string literal (RFC 8259 escapes).
+    static func jsonString(_ s: String) -> String {
+        var out = "\""
+        for scalar in s.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where scalar.value < 0x20: out += String(format: "\\u%04x", scalar.value)
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out + "\""
     }
 }
 

@@ -1,3 +1,4 @@
+import Foundation
 import ExecProtocol
 import SandboxOS
 import Testing
@@ -130,4 +131,20 @@ actor OrderLog {
     private(set) var entries: [String] = []
     var count: Int { entries.count }
     func append(_ entry: String) { entries.append(entry) }
+}
+
+struct ZygotePayloadTests {
+    @Test func headerIsValidJSONWhateverThePathsAndArguments() throws {
+        let files = [SandboxFile(path: "/tmp/main.py", contents: Array("print(1)".utf8)),
+                     SandboxFile(path: "/tmp/dir/\"quoted\\ and\ncontrol\u{01}", contents: [0, 1, 2], mode: 0o755)]
+        let bytes = try ZygoteSlot.payload(files: files, args: ["a b", "é\t\"x\""], rlimits: [ResourceLimit(.core, 0)],
+                                           tmpfs: "size=1,nr_inodes=2,mode=1777", side: true)
+        let newline = try #require(bytes.firstIndex(of: UInt8(ascii: "\n")))
+        let header = try #require(try JSONSerialization.jsonObject(with: Data(bytes[..<newline])) as? [String: Any])
+        #expect(header["side"] as? Bool == true)
+        #expect(header["args"] as? [String] == ["a b", "é\t\"x\""])
+        let paths = (header["files"] as? [[String: Any]])?.compactMap { $0["path"] as? String }
+        #expect(paths == files.map(\.path))
+        #expect(Array(bytes[(newline + 1)...]) == Array("print(1)".utf8) + [0, 1, 2])
+    }
 }
