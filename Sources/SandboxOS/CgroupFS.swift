@@ -32,7 +32,7 @@ public struct CgroupDirectoryOps: Sendable {
 enum CgroupFS {
     /// Reads a whole (small) file.
     static func read(_ path: String) throws -> String {
-        let fd = try retrying("open", path) { open(path, O_RDONLY | O_CLOEXEC) }
+        let fd = try retrying("open", path) { Glibc.open(path, O_RDONLY | O_CLOEXEC) }
         defer { close(fd) }
         var bytes: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 4096)
@@ -48,8 +48,35 @@ enum CgroupFS {
 
     /// Writes `value` with a single write(2), as cgroupfs requires. No O_CREAT: a missing interface
     /// file means a missing controller or feature and must surface as ENOENT.
+    /// Reads a control file through an fd opened earlier (pread from 0 regenerates a cgroup file's contents).
+    static func read(fd: Int32, path: String) throws -> String {
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        var offset = 0
+        while true {
+            let n = try retrying("pread", path) {
+                chunk.withUnsafeMutableBytes { Glibc.pread(fd, $0.baseAddress, $0.count, off_t(offset)) }
+            }
+            if n == 0 { break }
+            bytes.append(contentsOf: chunk[0..<n])
+            offset += n
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// Writes a control file through an fd opened earlier.
+    static func write(fd: Int32, path: String, _ value: String) throws {
+        let bytes = Array(value.utf8)
+        let n = try retrying("write", path) { bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) } }
+        if n != bytes.count { throw CgroupError.system(operation: "write (short)", path: path, errno: EIO) }
+    }
+
+    static func open(_ path: String, flags: Int32) throws -> Int32 {
+        try retrying("open", path) { Glibc.open(path, flags | O_CLOEXEC) }
+    }
+
     static func write(_ path: String, _ value: String) throws {
-        let fd = try retrying("open", path) { open(path, O_WRONLY | O_TRUNC | O_CLOEXEC) }
+        let fd = try retrying("open", path) { Glibc.open(path, O_WRONLY | O_TRUNC | O_CLOEXEC) }
         defer { close(fd) }
         let bytes = Array(value.utf8)
         let n = try retrying("write", path) { bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) } }
@@ -66,7 +93,7 @@ enum CgroupFS {
 
     /// Opens a directory as O_PATH for `clone3(CLONE_INTO_CGROUP)`.
     static func openPath(_ path: String) throws -> Int32 {
-        try retrying("open(O_PATH)", path) { open(path, oPath | O_DIRECTORY | O_CLOEXEC) }
+        try retrying("open(O_PATH)", path) { Glibc.open(path, oPath | O_DIRECTORY | O_CLOEXEC) }
     }
 
     /// O_PATH from <asm-generic/fcntl.h> (x86_64 and aarch64); Glibc exports it only under _GNU_SOURCE.

@@ -99,11 +99,32 @@ public final class CgroupV1RunGroup: RunCgroup {
     public let leaves: [CgroupV1Hierarchy]
     private let ops: CgroupDirectoryOps
     private let removed = Mutex(false)
+    /// Control files read or written on every run, opened once (a pooled slot reuses its group for many runs).
+    private let openFiles = Mutex<[String: Int32]>([:])
 
     init(name: String, leaves: [CgroupV1Hierarchy], ops: CgroupDirectoryOps) {
         self.name = name
         self.leaves = leaves
         self.ops = ops
+    }
+
+    deinit { closeFiles() }
+
+    private func closeFiles() {
+        openFiles.withLock { files in
+            for fd in files.values { close(fd) }
+            files.removeAll()
+        }
+    }
+
+    /// The cached fd of a control file, opened on first use.
+    private func file(_ path: String, flags: Int32) throws -> Int32 {
+        try openFiles.withLock { files in
+            if let fd = files[path] { return fd }
+            let fd = try CgroupFS.open(path, flags: flags)
+            files[path] = fd
+            return fd
+        }
     }
 
     /// Always nil: v1 has no CLONE_INTO_CGROUP; use `add(pid:)`.
@@ -146,17 +167,21 @@ public final class CgroupV1RunGroup: RunCgroup {
 
     /// Writes `pid` into cgroup.procs of every hierarchy.
     public func add(pid: pid_t) throws {
-        for leaf in leaves { try CgroupFS.write(leaf.basePath + "/cgroup.procs", "\(pid)") }
+        for leaf in leaves {
+            let path = leaf.basePath + "/cgroup.procs"
+            try CgroupFS.write(fd: try file(path, flags: O_WRONLY), path: path, "\(pid)")
+        }
     }
 
     /// cpuacct.usage (ns), memory.max_usage_in_bytes, `oom_kill` of memory.oom_control (kernel ≥ 4.13).
     public func usage() throws -> CgroupUsage {
+        func read(_ path: String) throws -> String { try CgroupFS.read(fd: try file(path, flags: O_RDONLY), path: path) }
         let usagePath = directory("cpuacct") + "/cpuacct.usage"
-        let nanoseconds = try CgroupFormat.number(try CgroupFS.read(usagePath), path: usagePath)
+        let nanoseconds = try CgroupFormat.number(try read(usagePath), path: usagePath)
         let peakPath = directory("memory") + "/memory.max_usage_in_bytes"
-        let peak = try CgroupFormat.number(try CgroupFS.read(peakPath), path: peakPath)
+        let peak = try CgroupFormat.number(try read(peakPath), path: peakPath)
         let oomPath = directory("memory") + "/memory.oom_control"
-        let kills = try CgroupFormat.key("oom_kill", in: try CgroupFS.read(oomPath), path: oomPath)
+        let kills = try CgroupFormat.key("oom_kill", in: try read(oomPath), path: oomPath)
         return CgroupUsage(
             cpuTime: .nanoseconds(Int64(clamping: nanoseconds)),
             memoryPeakBytes: peak,
@@ -184,6 +209,7 @@ public final class CgroupV1RunGroup: RunCgroup {
     public func destroy() throws {
         try removed.withLock { removed in
             if removed { return }
+            closeFiles()  // an open control file keeps nothing alive, but close before the directory goes
             try Self.waitAndRemove(leaves.map(\.basePath), ops: ops)
             removed = true
         }

@@ -82,7 +82,8 @@ public struct RunMonitor {
         let clock = ContinuousClock()
         let start = clock.now
         let wallDeadline = start + wallLimit
-        var nextCPUCheck = start
+        // CPU time cannot outgrow the quota: the first check can wait (never longer than the usual pacing cap).
+        var nextCPUCheck = start + max(.milliseconds(2), min(cpuLimit / max(cores, 0.1), .milliseconds(250)))
         var stdinOffset = 0
         var exited = false
         if stdin.isEmpty { process.closeStdin() }

@@ -211,10 +211,14 @@ extension EndToEnd {
         @Test func thousandsOfRunsLeakNothing() async throws {
             let d = try await daemon()
             _ = try await waitForFullPool(d, .python)
-            // Warm up once so lazily opened fds (logging, metrics) are not counted as a leak.
-            _ = try await d.run(.python, "print(0)")
-            let fdsBefore = try FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count
+            // Warm up every slot, so fds opened once per slot (its cgroup's control files) are not counted as a leak.
             let client = try await d.client()
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for _ in 0..<4 { group.addTask { for _ in 0..<10 { _ = try await client.run(Execd_V1_RunRequest.with { $0.language = .python; $0.code = Data("pass".utf8) }) } } }
+                try await group.waitForAll()
+            }
+            _ = try await waitForFullPool(d, .python)
+            let fdsBefore = try FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for worker in 0..<4 {
                     group.addTask {
