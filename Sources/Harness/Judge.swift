@@ -87,6 +87,14 @@ private struct Session {
         }
     }
 
+    static func runLimitVerdict(_ run: Execd_V1_RunResult) -> Execd_V1_Verdict? {
+        switch run.status {
+        case .outputLimit: .outputLimit
+        case .memoryLimit: .memoryLimit
+        default: nil
+        }
+    }
+
     /// Records what one run produced; returns where to continue, or nil when judging is over.
     private mutating func absorb(_ snap: RunMonitor.Snapshot, run: Execd_V1_RunResult, range: Range<Int>) throws
         -> Int?
@@ -115,6 +123,14 @@ private struct Session {
             return nil
         }
         for (i, o) in snap.outcomes {
+            // A test with a run of its own that hit a run-wide limit gets that verdict, even if the runner managed
+            // to report the test before execd killed the run (its stdout is truncated then, so comparing it says
+            // nothing).
+            if plan.oneRunPerTest, let limit = Self.runLimitVerdict(run) {
+                results[i] = grader.failed(i, limit, limit == .outputLimit ? "output limit exceeded" : "memory limit exceeded",
+                                           stdout: run.stdout, stderr: run.stderr)
+                continue
+            }
             results[i] = grader.grade(i, o, stdout: plan.oneRunPerTest ? Array(run.stdout) : nil)
         }
         let failed = snap.outcomes.contains { results[$0.index]?.status != .accepted }
