@@ -1,0 +1,111 @@
+import ExecProtocol
+import Foundation
+import Glibc
+import SandboxOS
+
+/// Runs on warm slots: a Python zygote's child or a pre-started JavaScript worker (see docs/pool.md).
+extension RunEngine {
+    /// Runs on a warm zygote: the run gets a cgroup of its own, joins it before its code runs, and the slot goes
+    /// back to the pool only if the zygote is still sound. Returns nil when the run could not be handed to the
+    /// zygote at all (the slot is retired; the caller falls back to a one-shot sandbox).
+    func executePooled(
+        _ runID: String, slot: ZygoteSlot, pool: SlotPool<ZygoteSlot>, request: Execd_V1_RunRequest, limits: RunLimits,
+        files: [SandboxFile], side: (any SideChannelSink)?, control: RunControl
+    ) -> Execd_V1_RunResult? {
+        let wanted = CgroupLimits(memoryBytes: limits.memoryBytes, maxProcesses: limits.maxProcesses,
+                                  cpuQuotaMillicores: limits.cpuQuotaMillicores)
+        let cgroup: any RunCgroup
+        do {
+            if let prepared = slot.nextGroup {
+                slot.nextGroup = nil
+                if slot.preparedLimits != wanted { try prepared.apply(wanted) }
+                cgroup = prepared
+            } else {
+                cgroup = try cgroups.createRunGroup(name: runID, limits: wanted)
+            }
+        } catch {
+            pool.giveBack(slot, healthy: true)
+            return Self.internalError(Execd_V1_RunResult.with { $0.runID = runID }, "creating the run's cgroup: \(error)")
+        }
+        // After the result: the run's cgroup is emptied and removed and the next one made, on the pool's thread;
+        // the slot is not handed out again before that is done.
+        let cgroups = self.cgroups
+        let defaults = CgroupLimits(memoryBytes: config.defaults.memoryBytes, maxProcesses: config.defaults.maxProcesses,
+                                    cpuQuotaMillicores: config.defaults.cpuQuotaMillicores)
+        // A run whose processes will not die must not share a slot with the next run: the slot is then retired.
+        let cleanup: @Sendable () -> Bool = {
+            slot.recycleGroup(cgroup, limits: defaults, cgroups: cgroups, applied: wanted)
+        }
+        let baseline = (try? cgroup.usage()) ?? CgroupUsage(cpuTime: .zero, memoryPeakBytes: 0, oomKills: 0)
+        let run: ZygoteRun
+        do {
+            let payload = try ZygoteSlot.payload(
+                files: files, args: request.args, rlimits: Self.rlimits(limits),
+                tmpfs: ZygoteSlot.tmpfsOptions(bytes: limits.tmpfsBytes, inodes: config.tmpfsInodes))
+            run = try ZygoteRun.start(control: slot.control, payload: payload, sideChannel: side != nil,
+                                      killGroup: { try? cgroup.killAll() })
+        } catch {
+            pool.giveBack(slot, healthy: false, cleanup: cleanup)
+            return nil
+        }
+        do {
+            try cgroup.add(pid: run.hostPID)  // before release: no user code ever runs outside the run's cgroup
+            try run.release()
+        } catch {
+            run.kill()
+            pool.giveBack(slot, healthy: false, cleanup: cleanup)
+            return Self.internalError(Execd_V1_RunResult.with { $0.runID = runID }, "placing the run in its cgroup: \(error)")
+        }
+        let result = finish(runID, process: run, cgroup: cgroup, request: request, limits: limits, side: side,
+                            control: control, cpuBaseline: baseline.cpuTime, oomBaseline: baseline.oomKills)
+        slot.runsServed += 1
+        slot.lastStatus = result.status
+        slot.lastPeakMemory = result.memoryPeakBytes
+        pool.giveBack(slot, healthy: !run.zygoteBroken && result.status != .internalError && slot.isAlive, cleanup: cleanup)
+        return result
+    }
+
+    /// Runs on a pre-started worker: the worker's cgroup takes the run's limits, the program arrives on fd 4, and
+    /// the CPU node spent starting up is not the run's. The worker is used once.
+    /// Returns nil when the worker cannot take the run's limits (e.g. a memory limit below what node already
+    /// uses): the caller runs it one-shot, where the limit applies from the start.
+    func executeOnWorker(
+        _ runID: String, slot: WorkerSlot, pool: SlotPool<WorkerSlot>, request: Execd_V1_RunRequest, limits: RunLimits,
+        files: [SandboxFile], side: (any SideChannelSink)?, control: RunControl
+    ) -> Execd_V1_RunResult? {
+        defer {
+            slot.retire()  // single use: gone before the result is sent
+            pool.giveBack(slot, healthy: false)
+        }
+        let baseline: CgroupUsage
+        do {
+            try slot.cgroup.apply(CgroupLimits(memoryBytes: limits.memoryBytes, maxProcesses: limits.maxProcesses,
+                                               cpuQuotaMillicores: limits.cpuQuotaMillicores))
+        } catch {
+            return nil
+        }
+        do {
+            baseline = try slot.cgroup.usage()
+            var payload = try ZygoteSlot.payload(files: files, args: request.args, rlimits: [], tmpfs: "", side: side != nil)
+            payload.reserveCapacity(payload.count)
+            let process = slot.process
+            guard payload.withUnsafeBytes({ raw -> Bool in
+                var offset = 0
+                while offset < raw.count {
+                    var p = pollfd(fd: process.inputFD, events: Int16(POLLOUT), revents: 0)
+                    _ = poll(&p, 1, 1000)
+                    let n = write(process.inputFD, raw.baseAddress! + offset, raw.count - offset)
+                    if n > 0 { offset += n } else if n < 0 && errno != EAGAIN && errno != EINTR { return false }
+                }
+                return true
+            }) else { throw ExecdError(.internalError, "writing the program to the worker failed (errno \(errno))") }
+            process.closeInput()
+        } catch {
+            return Self.internalError(Execd_V1_RunResult.with { $0.runID = runID }, "starting the run on worker \(slot.id): \(error)")
+        }
+        let result = finish(runID, process: slot.process, cgroup: slot.cgroup, request: request, limits: limits, side: side,
+                            control: control, cpuBaseline: baseline.cpuTime, oomBaseline: baseline.oomKills)
+        slot.runsServed = 1
+        return result
+    }
+}
