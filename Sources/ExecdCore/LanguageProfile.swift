@@ -16,7 +16,11 @@ public struct LanguageProfile: Sendable, Codable, Equatable {
         environment: baseEnvironment)
 
     public static let javascript = LanguageProfile(
-        executable: "/usr/bin/node", arguments: ["node"], programPath: "/tmp/main.js", environment: baseEnvironment)
+        executable: "/usr/bin/node", arguments: ["node", "--require", stdioPreloadPath], programPath: "/tmp/main.js",
+        environment: baseEnvironment)
+
+    /// Written into one-shot JavaScript sandboxes and loaded before the program (Zygote/stdio.js); it removes itself.
+    static let stdioPreloadPath = "/tmp/.execd-stdio.js"
 
     static let baseEnvironment = ["PATH=/usr/bin:/bin", "HOME=/tmp", "TMPDIR=/tmp", "LANG=C.UTF-8", "LC_ALL=C.UTF-8"]
 

@@ -236,6 +236,10 @@ public final class RunEngine: Sendable {
             }
         }
         stats.recordOneShot()
+        var files = files
+        if profile.arguments.contains(LanguageProfile.stdioPreloadPath), let preload = try? WorkerSlot.resource("stdio") {
+            files.append(SandboxFile(path: LanguageProfile.stdioPreloadPath, contents: preload))
+        }
         guard let hostID = hostIDs.acquire() else {
             return Self.internalError(result, "no free host uid (more sandboxes alive than configured)")
         }

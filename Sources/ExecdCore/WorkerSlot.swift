@@ -50,7 +50,7 @@ final class WorkerSlot: PoolSlot, @unchecked Sendable {
                 rootDirectory: config.rootDirectory, mounts: config.mounts,
                 files: [SandboxFile(path: "/tmp/.execd-worker.js", contents: try resource("worker"))],
                 tmpfsBytes: limits.tmpfsBytes, tmpfsInodes: config.tmpfsInodes, executable: profile.executable,
-                arguments: profile.arguments + ["/tmp/.execd-worker.js"], environment: profile.environment,
+                arguments: ["node", "/tmp/.execd-worker.js"], environment: profile.environment,
                 rlimits: RunEngine.rlimits(backstop), seccomp: seccomp, hostID: hostID, sideChannel: true)
             spec.inputFD4 = true
             let process = try SandboxSpawner.spawn(spec, cgroupFD: cgroup.cloneIntoFD) { pid in
@@ -95,7 +95,7 @@ final class WorkerSlot: PoolSlot, @unchecked Sendable {
     }
 
     static func resource(_ name: String) throws -> [UInt8] {
-        guard let url = Bundle.module.url(forResource: name, withExtension: name == "worker" ? "js" : "py", subdirectory: "Zygote"),
+        guard let url = Bundle.module.url(forResource: name, withExtension: name == "zygote" ? "py" : "js", subdirectory: "Zygote"),
               let data = try? Data(contentsOf: url)
         else { throw ExecdError(.internalError, "\(name) is missing from execd's resources") }
         return Array(data)

@@ -20,5 +20,9 @@ for (const file of header.files) {
   offset += file.len;
 }
 if (!header.side) fs.closeSync(3);  // as in a one-shot sandbox: no fd 3 unless the run asked for one
+// Blocking stdout/stderr, as for a one-shot run (stdio.js's reasons).
+for (const stream of [process.stdout, process.stderr]) {
+  try { if (stream._handle && stream._handle.setBlocking) stream._handle.setBlocking(true); } catch (_) { /* best effort */ }
+}
 process.argv = [process.argv[0], '/tmp/main.js', ...header.args];
 require('module').runMain();  // /tmp/main.js as the main module, exactly as `node /tmp/main.js` would run it
