@@ -237,7 +237,7 @@ public final class RunEngine: Sendable {
         }
         stats.recordOneShot()
         var files = files
-        if profile.arguments.contains(LanguageProfile.stdioPreloadPath), let preload = try? WorkerSlot.resource("stdio") {
+        if profile.arguments.contains(LanguageProfile.stdioPreloadPath), let preload = try? SandboxResources.load("stdio.js") {
             files.append(SandboxFile(path: LanguageProfile.stdioPreloadPath, contents: preload))
         }
         guard let hostID = hostIDs.acquire() else {

@@ -48,7 +48,7 @@ final class WorkerSlot: PoolSlot, @unchecked Sendable {
             backstop.cpuTime = config.maxima.cpuTime  // RLIMIT_CPU is a backstop; each run's CPU is checked via the cgroup
             var spec = SandboxSpec(
                 rootDirectory: config.rootDirectory, mounts: config.mounts,
-                files: [SandboxFile(path: "/tmp/.execd-worker.js", contents: try resource("worker"))],
+                files: [SandboxFile(path: "/tmp/.execd-worker.js", contents: try SandboxResources.load("worker.js"))],
                 tmpfsBytes: limits.tmpfsBytes, tmpfsInodes: config.tmpfsInodes, executable: profile.executable,
                 arguments: ["node", "/tmp/.execd-worker.js"], environment: profile.environment,
                 rlimits: RunEngine.rlimits(backstop), seccomp: seccomp, hostID: hostID, sideChannel: true)
@@ -92,12 +92,5 @@ final class WorkerSlot: PoolSlot, @unchecked Sendable {
         try? cgroup.destroy()
         onRetire?()
         onRetire = nil
-    }
-
-    static func resource(_ name: String) throws -> [UInt8] {
-        guard let url = Bundle.module.url(forResource: name, withExtension: name == "zygote" ? "py" : "js", subdirectory: "Zygote"),
-              let data = try? Data(contentsOf: url)
-        else { throw ExecdError(.internalError, "\(name) is missing from execd's resources") }
-        return Array(data)
     }
 }

@@ -1,5 +1,6 @@
 import ExecProtocol
 import Foundation
+import Harness
 import SandboxOS
 
 /// One pool slot: a sandbox of its own (namespaces, two host uids, a cgroup) holding a warm Python interpreter
@@ -149,7 +150,7 @@ final class ZygoteSlot: PoolSlot, @unchecked Sendable {
         ]
     }
 
-    static func zygoteSource() throws -> [UInt8] { try WorkerSlot.resource("zygote") }
+    static func zygoteSource() throws -> [UInt8] { try SandboxResources.load("zygote.py") }
 
     /// The payload zygote.py reads for one run: a JSON header line, then the files' bytes back to back. Written by
     /// hand: it is on every run's path, and Foundation's JSONSerialization cost more than the rest of the hand-off.
@@ -167,21 +168,11 @@ final class ZygoteSlot: PoolSlot, @unchecked Sendable {
         return bytes
     }
 
-    /// A JSON string literal (RFC 8259 escapes).
+    /// A JSON string literal (Harness's escaping, RFC 8259).
     static func jsonString(_ s: String) -> String {
-        var out = "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20: out += String(format: "\\u%04x", scalar.value)
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out + "\""
+        var out = ""
+        JSONValue.escape(s, into: &out)
+        return out
     }
 }
 

@@ -102,7 +102,7 @@ public indirect enum JSONValue: Sendable, Equatable {
     }
 
     /// Appends `s` as a JSON string literal.
-    static func escape(_ s: String, into out: inout String) {
+    public static func escape(_ s: String, into out: inout String) {
         out += "\""
         for u in s.unicodeScalars {
             switch u {

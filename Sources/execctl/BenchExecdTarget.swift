@@ -35,7 +35,7 @@ struct BenchExecdTarget: BenchTarget {
     func runOnce(worker: Int) async -> BenchSample {
         do {
             let result = try await clients[worker % clients.count].run(request)
-            guard result.status == .ok else { return .error(RunResultJSON.statusName(result.status)) }
+            guard result.status == .ok else { return .error(result.status.name) }
             return .ok(wallMicros: result.wallTimeUs, cpuMicros: result.cpuTimeUs)
         } catch let error as ExecClientError {
             return Self.sample(for: error)

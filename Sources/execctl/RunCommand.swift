@@ -85,7 +85,7 @@ struct RunCommand: AsyncParsableCommand {
     private func printHuman(_ r: Execd_V1_RunResult) {
         FileHandle.standardOutput.write(r.stdout)
         FileHandle.standardError.write(r.stderr)
-        var line = "\(RunResultJSON.statusName(r.status))"
+        var line = "\(r.status.name)"
         if r.status == .runtimeError { line += " (exit \(r.exitCode))" }
         if r.status == .signaled { line += " (signal \(r.signal))" }
         if r.status == .timeLimit { line += r.timeLimitKind == .cpu ? " (cpu)" : " (wall)" }

@@ -21,7 +21,7 @@ struct RunResultJSON: Encodable {
     var internal_error: String?
 
     init(_ r: Execd_V1_RunResult) {
-        status = Self.statusName(r.status)
+        status = r.status.name
         time_limit_kind = r.status == .timeLimit ? (r.timeLimitKind == .cpu ? "cpu" : "wall") : nil
         exit_code = r.exitCode
         signal = r.signal
@@ -38,7 +38,6 @@ struct RunResultJSON: Encodable {
         internal_error = r.status == .internalError ? r.internalError : nil
     }
 
-    static func statusName(_ status: Execd_V1_Status) -> String { status.name }
 
     func encoded() -> String {
         let encoder = JSONEncoder()

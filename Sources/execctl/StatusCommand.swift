@@ -45,7 +45,7 @@ struct StatusCommand: AsyncParsableCommand {
             lines.append("  " + ["slot", "state", "pid", "uid", "runs", "age", "last", "peak mem"].map { $0.padding(toLength: 16, withPad: " ", startingAt: 0) }.joined())
             for s in pool.slots.sorted(by: { $0.id < $1.id }) {
                 let cells = [s.id, s.state, "\(s.pid)", "\(s.hostUid)", "\(s.runsServed)", duration(s.ageMs),
-                             s.lastStatus == .unspecified ? "-" : RunResultJSON.statusName(s.lastStatus),
+                             s.lastStatus == .unspecified ? "-" : s.lastStatus.name,
                              String(format: "%.1f MiB", Double(s.lastPeakMemoryBytes) / 1_048_576)]
                 lines.append("  " + cells.map { $0.padding(toLength: 16, withPad: " ", startingAt: 0) }.joined())
             }
