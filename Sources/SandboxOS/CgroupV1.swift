@@ -120,9 +120,10 @@ public final class CgroupV1RunGroup: RunCgroup {
     /// The cached fd of a control file, opened on first use.
     private func file(_ path: String, flags: Int32) throws -> Int32 {
         try openFiles.withLock { files in
-            if let fd = files[path] { return fd }
+            let key = "\(flags) \(path)"
+            if let fd = files[key] { return fd }
             let fd = try CgroupFS.open(path, flags: flags)
-            files[path] = fd
+            files[key] = fd
             return fd
         }
     }
@@ -190,18 +191,30 @@ public final class CgroupV1RunGroup: RunCgroup {
     }
 
     /// SIGKILLs every pid listed in any hierarchy's cgroup.procs, in bounded rounds until all read empty.
+    /// With a pids hierarchy (every process of the group is in all of them) an empty group costs one read.
     public func killAll() throws {
+        if try isEmpty() { return }
         try Self.killRounds(procsFiles: leaves.map { $0.basePath + "/cgroup.procs" })
+    }
+
+    /// True when no task is left: pids.current (which counts a task until it is reaped) is 0, or, without a pids
+    /// hierarchy, every cgroup.procs reads empty.
+    func isEmpty() throws -> Bool {
+        if let pids = leaves.first(where: { $0.controllers.contains("pids") }) {
+            let path = pids.basePath + "/pids.current"
+            return try CgroupFormat.number(try CgroupFS.read(fd: try file(path, flags: O_RDONLY), path: path), path: path) == 0
+        }
+        return try leaves.allSatisfy { try Self.readPids($0.basePath + "/cgroup.procs").isEmpty }
     }
 
     /// See `RunCgroup.recycle`: memory.max_usage_in_bytes is reset by writing 0.
     public func recycle() throws -> Bool {
         try killAll()
-        let procsFiles = leaves.map { $0.basePath + "/cgroup.procs" }
-        guard try CgroupRules.waitUntilEmpty({ try procsFiles.allSatisfy { try Self.readPids($0).isEmpty } }) else {
+        guard try CgroupRules.waitUntilEmpty({ try isEmpty() }) else {
             throw CgroupError.stillPopulated(path: leaves.map(\.basePath).joined(separator: ", "), waited: CgroupRules.emptyTimeout)
         }
-        try CgroupFS.write(directory("memory") + "/memory.max_usage_in_bytes", "0")
+        let peak = directory("memory") + "/memory.max_usage_in_bytes"
+        try CgroupFS.write(fd: try file(peak, flags: O_RDWR), path: peak, "0")
         return true
     }
 
