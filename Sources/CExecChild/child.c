@@ -295,13 +295,17 @@ __attribute__((noreturn)) static void child_main(const struct execd_child_config
         struct rlimit rl = {c.rlimits[i].soft, c.rlimits[i].hard};
         if (setrlimit(c.rlimits[i].resource, &rl) != 0) fail(&c, EXECD_STAGE_RLIMITS);
     }
+    struct sock_fprog prog = {.len = c.seccomp_filter_length, .filter = (struct sock_filter *)c.seccomp_filter};
     if (c.zygote_keep_caps) {
         limit_zygote_capabilities(&c);
+        // The zygote's own filter (without the rules it needs to set up its children; each child adds them back):
+        // allowed without no_new_privs because the zygote still holds CAP_SYS_ADMIN.
+        if (c.seccomp_filter_length > 0 && prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0)
+            fail(&c, EXECD_STAGE_SECCOMP);
     } else {
         drop_capabilities(&c);
         if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) fail(&c, EXECD_STAGE_NO_NEW_PRIVS);
         // Seccomp last: everything above needed syscalls the filter denies.
-        struct sock_fprog prog = {.len = c.seccomp_filter_length, .filter = (struct sock_filter *)c.seccomp_filter};
         if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0) fail(&c, EXECD_STAGE_SECCOMP);
     }
 

@@ -34,6 +34,18 @@ public struct SeccompPolicy: Sendable {
     /// The policy every sandboxed program runs under.
     public static let standard = SeccompPolicy(rules: denyList)
 
+    /// This policy without the rules for `syscalls`. A zygote runs under `excluding(x)` and each of its children
+    /// installs `only(x)` on top: filters stack, the strictest answer wins, so the child ends up under the whole
+    /// policy while a small filter is all it has to install.
+    public func excluding(_ syscalls: Set<String>) -> SeccompPolicy {
+        SeccompPolicy(rules: rules.filter { !syscalls.contains($0.syscall) })
+    }
+
+    /// Only this policy's rules for `syscalls` (see `excluding`).
+    public func only(_ syscalls: Set<String>) -> SeccompPolicy {
+        SeccompPolicy(rules: rules.filter { syscalls.contains($0.syscall) })
+    }
+
     /// Compiles the policy with libseccomp and exports the BPF program the child installs.
     public func compile() throws -> SeccompProgram {
         guard let ctx = seccomp_init(SCMP_ACT_ALLOW) else { throw SystemError("seccomp_init", errno: ENOMEM) }

@@ -59,7 +59,8 @@ public struct SandboxSpec: Sendable {
     public var inheritedFD3: Int32?
     /// Whether the program gets a pipe it reads as fd 4 (the daemon writes it later; pre-started workers).
     public var inputFD4 = false
-    /// Non-zero makes the program a zygote: it keeps these capabilities and no seccomp (see exec_child.h).
+    /// Non-zero makes the program a zygote: it keeps these capabilities, and `seccomp` is installed without
+    /// no_new_privs (see exec_child.h).
     public var zygoteKeepCaps: UInt64 = 0
 
     public init(

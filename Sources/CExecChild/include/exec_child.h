@@ -66,8 +66,9 @@ struct execd_child_config {
     int32_t side_fd;                ///< becomes fd 3 of the program, or -1
     int32_t extra_fd;               ///< becomes fd 4 of the program, or -1 (only with side_fd)
     /// 0: drop every privilege before exec (the normal case). Otherwise the program is a zygote: it keeps the
-    /// capabilities in this mask (bounding set; it runs as root of its user namespace) and no seccomp filter,
-    /// because it must set up each run's child itself and drop everything there before user code runs.
+    /// capabilities in this mask (bounding set; it runs as root of its user namespace) and gets the seccomp filter
+    /// without no_new_privs: a filter that still lets it set up each run's child, which drops everything and adds
+    /// the rest of the policy before user code runs.
     uint64_t zygote_keep_caps;
     int32_t sync_fd;                ///< read end; the parent writes one byte once id maps and cgroups are set
     int32_t report_fd;              ///< write end for `execd_report` records
