@@ -5,63 +5,64 @@ import SandboxOS
 
 /// Runs on warm slots: a Python zygote's child or a pre-started JavaScript worker (see docs/pool.md).
 extension RunEngine {
-    /// Runs on a warm zygote: the run gets a cgroup of its own, joins it before its code runs, and the slot goes
-    /// back to the pool only if the zygote is still sound. Returns nil when the run could not be handed to the
-    /// zygote at all (the slot is retired; the caller falls back to a one-shot sandbox).
+    /// Runs on a warm zygote's child, which is already in the run's own cgroup (see `ZygoteSlot.adoptWarmChild`): the
+    /// request is one message away from user code. The slot goes back to the pool only if the zygote is still sound.
+    /// Returns nil when the run could not be handed to the zygote at all (the caller falls back to a one-shot
+    /// sandbox).
     func executePooled(
         _ runID: String, slot: ZygoteSlot, pool: SlotPool<ZygoteSlot>, request: Execd_V1_RunRequest, limits: RunLimits,
         files: [SandboxFile], side: (any SideChannelSink)?, control: RunControl
     ) -> Execd_V1_RunResult? {
+        guard let cgroup = slot.nextGroup, let child = slot.warm else {
+            pool.giveBack(slot, healthy: false)  // an idle slot always has both
+            return nil
+        }
         let wanted = CgroupLimits(memoryBytes: limits.memoryBytes, maxProcesses: limits.maxProcesses,
                                   cpuQuotaMillicores: limits.cpuQuotaMillicores)
-        let cgroup: any RunCgroup
-        do {
-            if let prepared = slot.nextGroup {
-                slot.nextGroup = nil
-                if slot.preparedLimits != wanted { try prepared.apply(wanted) }
-                cgroup = prepared
-            } else {
-                cgroup = try cgroups.createRunGroup(name: runID, limits: wanted)
+        if slot.preparedLimits != wanted {
+            do {
+                try cgroup.apply(wanted)
+                slot.preparedLimits = wanted
+            } catch {
+                // E.g. a memory limit below what the warm child already uses: the slot stays as it is (its limits
+                // rewritten before its next run) and this run goes one-shot, where the limit applies from the start.
+                slot.preparedLimits = nil
+                pool.giveBack(slot, healthy: true)
+                return nil
             }
-        } catch {
-            pool.giveBack(slot, healthy: true)
-            return Self.internalError(Execd_V1_RunResult.with { $0.runID = runID }, "creating the run's cgroup: \(error)")
         }
-        // After the result: the run's cgroup is emptied and removed and the next one made, on the pool's thread;
-        // the slot is not handed out again before that is done.
+        slot.nextGroup = nil
+        slot.warm = nil
+        // After the result, on the pool's thread: the run's cgroup is emptied (every process of the run killed and
+        // gone) and its peak reset, and the zygote's next warm child placed in it; the slot is not handed out again
+        // before that is done. A run whose processes will not die must not share a slot with the next run: the slot
+        // is then retired.
         let cgroups = self.cgroups
         let defaults = CgroupLimits(memoryBytes: config.defaults.memoryBytes, maxProcesses: config.defaults.maxProcesses,
                                     cpuQuotaMillicores: config.defaults.cpuQuotaMillicores)
-        // A run whose processes will not die must not share a slot with the next run: the slot is then retired.
-        let cleanup: @Sendable () -> Bool = {
-            slot.recycleGroup(cgroup, limits: defaults, cgroups: cgroups, applied: wanted)
+        func cleanup(adopt: Bool) -> @Sendable () -> Bool {
+            {
+                guard slot.recycleGroup(cgroup, limits: defaults, cgroups: cgroups, applied: wanted) else { return false }
+                return !adopt || (try? slot.adoptWarmChild(timeout: .seconds(5))) != nil
+            }
         }
         let baseline = (try? cgroup.usage()) ?? CgroupUsage(cpuTime: .zero, memoryPeakBytes: 0, oomKills: 0)
         let run: ZygoteRun
         do {
-            let payload = try ZygoteSlot.payload(
-                files: files, args: request.args, rlimits: Self.rlimits(limits),
-                tmpfs: ZygoteSlot.tmpfsOptions(bytes: limits.tmpfsBytes, inodes: config.tmpfsInodes))
-            run = try ZygoteRun.start(control: slot.control, payload: payload, sideChannel: side != nil,
+            let payload = ZygoteSlot.zygoteRequest(files: files, args: request.args, rlimits: Self.rlimits(limits), side: side != nil)
+            run = try ZygoteRun.start(control: slot.control, child: child, payload: payload, sideChannel: side != nil,
                                       killGroup: { try? cgroup.killAll() })
         } catch {
-            pool.giveBack(slot, healthy: false, cleanup: cleanup)
+            pool.giveBack(slot, healthy: false, cleanup: cleanup(adopt: false))
             return nil
-        }
-        do {
-            try cgroup.add(pid: run.hostPID)  // before release: no user code ever runs outside the run's cgroup
-            try run.release()
-        } catch {
-            run.kill()
-            pool.giveBack(slot, healthy: false, cleanup: cleanup)
-            return Self.internalError(Execd_V1_RunResult.with { $0.runID = runID }, "placing the run in its cgroup: \(error)")
         }
         let result = finish(runID, process: run, cgroup: cgroup, request: request, limits: limits, side: side,
                             control: control, cpuBaseline: baseline.cpuTime, oomBaseline: baseline.oomKills)
         slot.runsServed += 1
         slot.lastStatus = result.status
         slot.lastPeakMemory = result.memoryPeakBytes
-        pool.giveBack(slot, healthy: !run.zygoteBroken && result.status != .internalError && slot.isAlive, cleanup: cleanup)
+        let healthy = !run.zygoteBroken && result.status != .internalError && slot.isAlive
+        pool.giveBack(slot, healthy: healthy, cleanup: cleanup(adopt: healthy))
         return result
     }
 
@@ -86,7 +87,7 @@ extension RunEngine {
         }
         do {
             baseline = try slot.cgroup.usage()
-            var payload = try ZygoteSlot.payload(files: files, args: request.args, rlimits: [], tmpfs: "", side: side != nil)
+            var payload = ZygoteSlot.payload(files: files, args: request.args, rlimits: [], side: side != nil)
             payload.reserveCapacity(payload.count)
             let process = slot.process
             guard payload.withUnsafeBytes({ raw -> Bool in

@@ -65,6 +65,8 @@ final class SlotPool<Slot: PoolSlot>: @unchecked Sendable {
         var idle: [Slot] = []
         var busy: [String: Slot] = [:]
         var starting = 0
+        /// Slots given back with a cleanup that has not finished yet.
+        var cleaning = 0
         var toRetire: [Slot] = []
         var toClean: [(slot: Slot, healthy: Bool, cleanup: @Sendable () -> Bool)] = []
         var failedStarts = 0
@@ -78,6 +80,8 @@ final class SlotPool<Slot: PoolSlot>: @unchecked Sendable {
 
     private let state: Mutex<State>
     private let wake = NSCondition()
+    /// Signalled when a slot becomes idle (for `take`'s waiters).
+    private let available = NSCondition()
     private var thread: Thread?
     private let start: @Sendable (String) throws -> Slot
     private let name: String
@@ -95,15 +99,27 @@ final class SlotPool<Slot: PoolSlot>: @unchecked Sendable {
         thread.start()
     }
 
-    /// An idle, live slot for a run, or nil when none is ready (the caller then runs one-shot).
-    func take() -> Slot? {
+    /// An idle, live slot for a run, or nil when none is ready (the caller then runs one-shot). When none is idle but
+    /// one is being cleaned up after its run (about a millisecond) or started, waits for it up to `patience`: a
+    /// one-shot sandbox costs ten times that.
+    func take(patience: Duration = .milliseconds(20)) -> Slot? {
+        let deadline = ContinuousClock.now + patience
         while true {
-            let slot: Slot? = state.withLock { s in
-                guard !s.draining, let slot = s.idle.popLast() else { return nil }
+            let (slot, comingSoon): (Slot?, Bool) = state.withLock { s in
+                guard !s.draining else { return (nil, false) }
+                guard let slot = s.idle.popLast() else { return (nil, s.cleaning > 0 || s.starting > 0) }
                 s.busy[slot.id] = slot
-                return slot
+                return (slot, false)
             }
-            guard let slot else { return nil }
+            guard let slot else {
+                guard comingSoon, ContinuousClock.now < deadline else { return nil }
+                available.lock()
+                if state.withLock({ $0.idle.isEmpty }) {
+                    _ = available.wait(until: Date().addingTimeInterval(0.002))
+                }
+                available.unlock()
+                continue
+            }
             if slot.isAlive { return slot }
             giveBack(slot, healthy: false)  // died while idle: replace it and try the next one
         }
@@ -115,19 +131,24 @@ final class SlotPool<Slot: PoolSlot>: @unchecked Sendable {
     /// `cleanup` returns false when it could not finish (e.g. the run's processes would not die): the slot is retired.
     func giveBack(_ slot: Slot, healthy: Bool, cleanup: (@Sendable () -> Bool)? = nil) {
         if let cleanup {
-            state.withLock { $0.toClean.append((slot, healthy, cleanup)) }
+            state.withLock {
+                $0.toClean.append((slot, healthy, cleanup))
+                $0.cleaning += 1
+            }
             signal()
             return
         }
-        state.withLock { s in
+        let idle = state.withLock { s in
             s.busy[slot.id] = nil
             let worn = slot.runsServed >= s.settings.maxRunsPerSlot || ContinuousClock.now - slot.started > s.settings.maxSlotAge
             if healthy && !worn && !s.draining && s.idle.count + s.busy.count < s.settings.target {
                 s.idle.append(slot)
-            } else {
-                s.toRetire.append(slot)
+                return true
             }
+            s.toRetire.append(slot)
+            return false
         }
+        if idle { announceAvailable() }
         signal()
     }
 
@@ -182,6 +203,12 @@ final class SlotPool<Slot: PoolSlot>: @unchecked Sendable {
         }
     }
 
+    private func announceAvailable() {
+        available.lock()
+        available.broadcast()
+        available.unlock()
+    }
+
     private func signal() {
         wake.lock()
         wake.signal()
@@ -211,6 +238,7 @@ final class SlotPool<Slot: PoolSlot>: @unchecked Sendable {
             for job in state.withLock({ s in defer { s.toClean.removeAll() }; return s.toClean }) {
                 let clean = job.cleanup()
                 giveBack(job.slot, healthy: job.healthy && clean)
+                state.withLock { $0.cleaning -= 1 }
             }
             if stopped && state.withLock({ $0.busy.isEmpty && $0.toRetire.isEmpty && $0.toClean.isEmpty }) { break }
             if needed > 0 {
@@ -226,6 +254,7 @@ final class SlotPool<Slot: PoolSlot>: @unchecked Sendable {
                         s.consecutiveFailures = 0
                         s.idle.append(slot)
                     }
+                    announceAvailable()
                 } catch {
                     state.withLock { s in
                         s.starting = 0

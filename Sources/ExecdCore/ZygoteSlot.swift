@@ -8,6 +8,9 @@ import SandboxOS
 final class ZygoteSlot: PoolSlot, @unchecked Sendable {
     /// The uid run children become inside the slot's user namespace (zygote.py's RUN_ID).
     static let runUID: UInt32 = 1000
+    /// The system calls a zygote's child makes to set itself up (zygote.py's `ahead`): the zygote's seccomp filter
+    /// allows them, the child adds the filter that denies them before it waits for its request.
+    static let childSetupSyscalls: Set<String> = ["unshare", "mount", "umount2"]
     /// What a zygote keeps to set up its children: CAP_SETGID, CAP_SETUID, CAP_SETPCAP, CAP_SYS_ADMIN.
     static let zygoteCaps: UInt64 = (1 << 6) | (1 << 7) | (1 << 8) | (1 << 21)
 
@@ -25,6 +28,8 @@ final class ZygoteSlot: PoolSlot, @unchecked Sendable {
     var lastPeakMemory: UInt64 = 0
     /// The cgroup the next run will use, made ahead of time with `preparedLimits` (off the request path).
     var nextGroup: (any RunCgroup)?
+    /// The next run's process: forked by the zygote, set up ahead and already in `nextGroup`.
+    var warm: WarmChild?
     var preparedLimits: CgroupLimits?
     private var groups = 0
 
@@ -53,6 +58,38 @@ final class ZygoteSlot: PoolSlot, @unchecked Sendable {
         return true
     }
 
+    /// Takes the zygote's next warm child (waiting for it up to `timeout`) and places it in `nextGroup`, so the run
+    /// that gets it only has to send its request. Off the request path, on the pool's thread.
+    func adoptWarmChild(timeout: Duration = .seconds(10)) throws {
+        guard warm == nil else { return }
+        guard let group = nextGroup else { throw ExecdError(.internalError, "slot \(id) has no cgroup for its next run") }
+        var message: (message: [UInt8], fds: [Int32])?
+        var exits = 0
+        repeat {
+            // The previous child's EXIT is normally consumed by its run; one left over (a run that ended without
+            // reading it, a warm child that died before announcing itself) comes first. Not without bound: a zygote
+            // whose children keep dying is broken.
+            do { message = try control.receive(timeout: timeout) } catch {
+                throw ExecdError(.internalError, "zygote \(id) did not fork a warm child (\(error)): \(process.drainStderr())")
+            }
+            exits += 1
+        } while exits <= 3 && message?.message.starts(with: Array("EXIT ".utf8)) == true && message?.fds.isEmpty == true
+        guard let message else { throw ExecdError(.internalError, "zygote \(id) closed its control socket: \(process.drainStderr())") }
+        guard message.message == Array("WARM".utf8), message.fds.count == 2 else {
+            for fd in message.fds { close(fd) }
+            throw ExecdError(.internalError, "zygote \(id) sent \(String(decoding: message.message, as: UTF8.self)) instead of a warm child")
+        }
+        let child = WarmChild(pidfd: message.fds[0], link: ControlSocket(fd: message.fds[1]))
+        do {
+            let pid = try hostPID(ofPidfd: child.pidfd)
+            try group.add(pid: pid)  // before its request can arrive: no user code ever runs outside the run's cgroup
+        } catch {
+            child.kill()
+            throw ExecdError(.internalError, "placing zygote \(id)'s warm child in its cgroup: \(error)")
+        }
+        warm = child
+    }
+
     /// Gives the slot's host uids back once its sandbox is gone.
     var onRetire: (@Sendable () -> Void)?
 
@@ -66,10 +103,11 @@ final class ZygoteSlot: PoolSlot, @unchecked Sendable {
         self.cgroup = cgroup
     }
 
-    /// Starts a zygote and waits until it is warm. The calling thread must outlive the slot (death signal).
+    /// Starts a zygote (`adoptWarmChild` then waits until it is warm). The calling thread must outlive the slot
+    /// (death signal).
     static func start(
-        id: String, hostIDs: (zygote: UInt32, run: UInt32), config: EngineConfig, seccomp: SeccompProgram,
-        cgroups: any CgroupManager
+        id: String, hostIDs: (zygote: UInt32, run: UInt32), config: EngineConfig,
+        seccomp: (zygote: SeccompProgram, child: SeccompProgram), cgroups: any CgroupManager
     ) throws -> ZygoteSlot {
         let cgroup = try cgroups.createRunGroup(
             name: id, limits: CgroupLimits(memoryBytes: 256 << 20, maxProcesses: 16, cpuQuotaMillicores: 1000))
@@ -80,10 +118,10 @@ final class ZygoteSlot: PoolSlot, @unchecked Sendable {
             var spec = SandboxSpec(
                 rootDirectory: config.rootDirectory, mounts: config.mounts,
                 files: [SandboxFile(path: "/tmp/zygote.py", contents: try zygoteSource()),
-                        SandboxFile(path: "/tmp/seccomp.bpf", contents: seccomp.bytes)],
+                        SandboxFile(path: "/tmp/seccomp.bpf", contents: seccomp.child.bytes)],
                 tmpfsBytes: 1 << 20, tmpfsInodes: 64, executable: profile.executable,
                 arguments: profile.arguments + ["/tmp/zygote.py", defaultTmpfs(config)], environment: profile.environment,
-                rlimits: slotRlimits(config.maxima), seccomp: seccomp, hostID: hostIDs.zygote)
+                rlimits: slotRlimits(config.maxima), seccomp: seccomp.zygote, hostID: hostIDs.zygote)
             spec.secondaryID = (runUID, hostIDs.run)
             spec.inheritedFD3 = childEnd
             spec.zygoteKeepCaps = zygoteCaps
@@ -91,15 +129,6 @@ final class ZygoteSlot: PoolSlot, @unchecked Sendable {
                 if cgroup.cloneIntoFD == nil { try cgroup.add(pid: pid) }
             }
             process.closeStdin()
-            do {
-                let ready = try control.receive(timeout: .seconds(10))
-                guard let ready, ready.message == Array("READY".utf8) else {
-                    throw ExecdError(.internalError, "zygote \(id) did not become ready: \(process.drainStderr())")
-                }
-            } catch {
-                process.kill()
-                throw ExecdError(.internalError, "zygote \(id) did not become ready (\(error)): \(process.drainStderr())")
-            }
             return ZygoteSlot(id: id, zygoteHostID: hostIDs.zygote, runHostID: hostIDs.run, process: process,
                               control: control, cgroup: cgroup)
         } catch {
@@ -117,16 +146,19 @@ final class ZygoteSlot: PoolSlot, @unchecked Sendable {
         control.close()
         try? cgroup.killAll()
         try? cgroup.destroy()
+        warm?.kill()
+        warm = nil
         if let nextGroup { try? nextGroup.destroy() }
         nextGroup = nil
         onRetire?()
         onRetire = nil
     }
 
-    /// True while the zygote's sandbox is alive (its reaper has not exited).
+    /// True while the zygote's sandbox is alive (its reaper has not exited) and so is its warm child, if any.
     var isAlive: Bool {
-        var p = pollfd(fd: process.pidfd, events: Int16(POLLIN), revents: 0)
-        return process.pidfd >= 0 && poll(&p, 1, 0) == 0
+        var p = [pollfd(fd: process.pidfd, events: Int16(POLLIN), revents: 0),
+                 pollfd(fd: warm?.pidfd ?? -1, events: Int16(POLLIN), revents: 0)]
+        return process.pidfd >= 0 && poll(&p, 2, 0) == 0
     }
 
     /// The /tmp a run gets unless it asks for another size; the zygote mounts it ahead of each run.
@@ -152,10 +184,11 @@ final class ZygoteSlot: PoolSlot, @unchecked Sendable {
 
     static func zygoteSource() throws -> [UInt8] { try SandboxResources.load("zygote.py") }
 
-    /// The payload zygote.py reads for one run: a JSON header line, then the files' bytes back to back. Written by
-    /// hand: it is on every run's path, and Foundation's JSONSerialization cost more than the rest of the hand-off.
-    static func payload(files: [SandboxFile], args: [String], rlimits: [ResourceLimit], tmpfs: String, side: Bool = false) throws -> [UInt8] {
-        var header = "{\"side\":\(side),\"tmpfs\":\(jsonString(tmpfs)),\"args\":["
+    /// The payload a JavaScript worker reads for its run (worker.js): a JSON header line, then the files' bytes back
+    /// to back. Written by hand: it is on every run's path, and Foundation's JSONSerialization cost more than the
+    /// rest of the hand-off.
+    static func payload(files: [SandboxFile], args: [String], rlimits: [ResourceLimit], side: Bool = false) -> [UInt8] {
+        var header = "{\"side\":\(side),\"args\":["
         header += args.map(jsonString).joined(separator: ",")
         header += "],\"rlimits\":["
         header += rlimits.map { "[\($0.resource),\(Int(clamping: $0.soft)),\(Int(clamping: $0.hard))]" }.joined(separator: ",")
@@ -165,6 +198,27 @@ final class ZygoteSlot: PoolSlot, @unchecked Sendable {
         var bytes = Array(header.utf8)
         bytes.reserveCapacity(bytes.count + files.reduce(0) { $0 + $1.contents.count })
         for file in files { bytes += file.contents }
+        return bytes
+    }
+
+    /// The request a zygote's child reads (zygote.py's `parse`): one line of decimal numbers (side channel; the
+    /// arguments' lengths; the rlimits; each file's mode, path length and content length), then the bytes they
+    /// measure: the arguments, then each file's path and content. The program is the first file.
+    static func zygoteRequest(files: [SandboxFile], args: [String], rlimits: [ResourceLimit], side: Bool) -> [UInt8] {
+        var numbers: [String] = [side ? "1" : "0", "\(args.count)"]
+        numbers += args.map { "\($0.utf8.count)" }
+        numbers.append("\(rlimits.count)")
+        for limit in rlimits { numbers += ["\(limit.resource)", "\(Int(clamping: limit.soft))", "\(Int(clamping: limit.hard))"] }
+        numbers.append("\(files.count)")
+        for file in files { numbers += ["\(file.mode)", "\(file.path.utf8.count)", "\(file.contents.count)"] }
+        var bytes = Array((numbers.joined(separator: " ") + "\n").utf8)
+        bytes.reserveCapacity(bytes.count + args.reduce(0) { $0 + $1.utf8.count }
+            + files.reduce(0) { $0 + $1.path.utf8.count + $1.contents.count })
+        for arg in args { bytes += arg.utf8 }
+        for file in files {
+            bytes += file.path.utf8
+            bytes += file.contents
+        }
         return bytes
     }
 

@@ -12,7 +12,8 @@ public final class ControlSocket: @unchecked Sendable {
         return (ControlSocket(fd: fds[0]), fds[1])
     }
 
-    init(fd: Int32) { self.fd = fd }
+    /// Takes ownership of a connected SOCK_SEQPACKET socket.
+    public init(fd: Int32) { self.fd = fd }
 
     deinit { close() }
 

@@ -7,20 +7,52 @@ public struct ZygoteSetupError: Error, CustomStringConvertible, Sendable {
     public var description: String { "the zygote's run child failed to set up: \(detail)" }
 }
 
-/// One run child forked by a warm zygote (see zygote.py for its side of the protocol), driven by `RunMonitor`.
+/// A zygote's next run child, forked and set up ahead of any request (see zygote.py): its pidfd, and the link its
+/// request goes down.
+public final class WarmChild: @unchecked Sendable {
+    public private(set) var pidfd: Int32
+    public let link: ControlSocket
+
+    public init(pidfd: Int32, link: ControlSocket) {
+        self.pidfd = pidfd
+        self.link = link
+    }
+
+    deinit { release() }
+
+    /// SIGKILLs it (a child never used) and closes its fds.
+    public func kill() {
+        if pidfd >= 0 { _ = execd_pidfd_send_signal(pidfd, SIGKILL) }
+        release()
+    }
+
+    func release() {
+        if pidfd >= 0 { close(pidfd); pidfd = -1 }
+        link.close()
+    }
+
+    /// Hands over the pidfd (the caller closes it).
+    func takePidfd() -> Int32 {
+        defer { pidfd = -1 }
+        return pidfd
+    }
+}
+
+/// One run on a zygote's warm child (see zygote.py for its side of the protocol), driven by `RunMonitor`.
 ///
-/// Life: `start` sends the zygote the run's payload and pipes and gets back the child's pidfd; the caller puts the
-/// child in the run's cgroup, then `release` lets it proceed to drop its privileges and run the user code. The
-/// zygote reports the child's wait status on the control socket; `killGroup` (the run cgroup's kill) takes down
-/// anything the child left behind.
+/// The child is already in the run's cgroup when `start` sends it the request: the run's payload and pipes. The
+/// zygote reports the child's wait status on its control socket; a child that failed to set up says why on its link
+/// first. `killGroup` (the run cgroup's kill) takes down anything the child left behind.
 public final class ZygoteRun: MonitoredProcess, @unchecked Sendable {
-    public let hostPID: pid_t
+    /// Requests up to this size travel in the link message itself; larger ones in a memfd (zygote.py's INLINE_MAX).
+    public static let inlinePayloadLimit = 64 * 1024
+
     public private(set) var stdinFD: Int32
     public private(set) var stdoutFD: Int32
     public private(set) var stderrFD: Int32
     public private(set) var sideFD: Int32
     private var pidfd: Int32
-    private var goFD: Int32
+    private let link: ControlSocket
     private let control: ControlSocket
     private let killGroup: () -> Void
     private var programStatus: Int32?
@@ -28,62 +60,57 @@ public final class ZygoteRun: MonitoredProcess, @unchecked Sendable {
     /// The control socket closed or spoke out of turn: the zygote must not be used again.
     public private(set) var zygoteBroken = false
 
-    /// Hands a run to the zygote behind `control` and waits (bounded) for the child's pidfd.
+    /// Sends the run to `child` (which the caller placed in the run's cgroup); from here on the child runs.
     public static func start(
-        control: ControlSocket, payload: [UInt8], sideChannel: Bool, killGroup: @escaping () -> Void
+        control: ControlSocket, child: WarmChild, payload: [UInt8], sideChannel: Bool, killGroup: @escaping () -> Void
     ) throws -> ZygoteRun {
-        let memfd = execd_memfd("execd-run")
-        guard memfd >= 0 else { throw SystemError("memfd_create") }
-        defer { close(memfd) }
-        guard writeAll(memfd, payload) else { throw SystemError("write(payload)") }
-        var stdin = try Pipe(), stdout = try Pipe(), stderr = try Pipe(), go = try Pipe()
-        var side = sideChannel ? try Pipe() : nil
-        var childEnds = [memfd, stdin.read, stdout.write, stderr.write, go.read]
-        if let side { childEnds.append(side.write) }
-        defer {
-            stdin.closeRead(); stdout.closeWrite(); stderr.closeWrite(); go.closeRead(); side?.closeWrite()
-        }
-        let daemonEnds = [stdin.write, stdout.read, stderr.read, go.write, side?.read ?? -1]
-        func closeDaemonEnds() { for fd in daemonEnds where fd >= 0 { close(fd) } }
+        let pidfd = child.takePidfd()
+        var childEnds: [Int32] = [], daemonEnds: [Int32] = []
+        defer { for fd in childEnds { close(fd) } }
         do {
-            try control.send(Array("RUN".utf8), fds: childEnds)
-            guard let reply = try control.receive(timeout: .seconds(5)) else { throw ZygoteSetupError(detail: "zygote closed its control socket") }
-            guard reply.message == Array("PID".utf8), reply.fds.count == 1 else {
-                for fd in reply.fds { close(fd) }
-                throw ZygoteSetupError(detail: "unexpected zygote message \(String(decoding: reply.message, as: UTF8.self))")
+            // stdin, stdout, stderr and the side channel: the child reads stdin, writes the rest.
+            for index in 0..<(sideChannel ? 4 : 3) {
+                let pipe = try Pipe()
+                childEnds.append(index == 0 ? pipe.read : pipe.write)
+                daemonEnds.append(index == 0 ? pipe.write : pipe.read)
             }
-            let pidfd = reply.fds[0]
-            let pid: pid_t
-            do { pid = try SandboxOS.hostPID(ofPidfd: pidfd) } catch { _ = execd_pidfd_send_signal(pidfd, SIGKILL); close(pidfd); throw error }
-            for fd in daemonEnds where fd >= 0 && fd != go.write { _ = execd_set_nonblocking(fd) }
-            return ZygoteRun(hostPID: pid, pidfd: pidfd, stdin: stdin.write, stdout: stdout.read, stderr: stderr.read,
-                             side: side?.read ?? -1, go: go.write, control: control, killGroup: killGroup)
+            var message: [UInt8]
+            if payload.count <= inlinePayloadLimit {
+                message = [UInt8(ascii: "I")]
+                message.reserveCapacity(payload.count + 1)
+                message += payload
+            } else {
+                message = [UInt8(ascii: "M")]
+                let memfd = execd_memfd("execd-run")
+                guard memfd >= 0 else { throw SystemError("memfd_create") }
+                childEnds.append(memfd)
+                guard writeAll(memfd, payload) else { throw SystemError("write(payload)") }
+            }
+            try child.link.send(message, fds: childEnds)
         } catch {
-            closeDaemonEnds()
+            for fd in daemonEnds { close(fd) }
+            _ = execd_pidfd_send_signal(pidfd, SIGKILL)
+            close(pidfd)
             throw error
         }
+        for fd in daemonEnds { _ = execd_set_nonblocking(fd) }
+        return ZygoteRun(pidfd: pidfd, link: child.link, stdin: daemonEnds[0], stdout: daemonEnds[1], stderr: daemonEnds[2],
+                         side: sideChannel ? daemonEnds[3] : -1, control: control, killGroup: killGroup)
     }
 
-    private init(hostPID: pid_t, pidfd: Int32, stdin: Int32, stdout: Int32, stderr: Int32, side: Int32, go: Int32,
+    private init(pidfd: Int32, link: ControlSocket, stdin: Int32, stdout: Int32, stderr: Int32, side: Int32,
                  control: ControlSocket, killGroup: @escaping () -> Void) {
-        self.hostPID = hostPID
         self.pidfd = pidfd
+        self.link = link
         stdinFD = stdin
         stdoutFD = stdout
         stderrFD = stderr
         sideFD = side
-        goFD = go
         self.control = control
         self.killGroup = killGroup
     }
 
     deinit { closeFDs() }
-
-    /// Lets the child go on (after it was placed in its cgroup).
-    public func release() throws {
-        defer { closeFD(&goFD) }
-        guard writeAll(goFD, Array("g".utf8)) else { throw SystemError("write(go)") }
-    }
 
     public var exitFD: Int32 { control.fd }
     public var statusFD: Int32 { -1 }
@@ -107,17 +134,18 @@ public final class ZygoteRun: MonitoredProcess, @unchecked Sendable {
         }
         for fd in message.fds { close(fd) }
         let text = String(decoding: message.message, as: UTF8.self)
-        if text.hasPrefix("EXIT "), let status = Int32(text.dropFirst(5)) {
-            programStatus = status
-            killGroup()  // whatever the program left running dies with it
+        guard text.hasPrefix("EXIT "), let status = Int32(text.dropFirst(5)) else {
+            zygoteBroken = true
+            killChild()
             return true
         }
-        if text.hasPrefix("ERR ") {
-            setupError = ZygoteSetupError(detail: String(text.dropFirst(4)))
-            return false
+        programStatus = status
+        killGroup()  // whatever the program left running dies with it
+        // A child that failed to set up said why on its link before it exited (the link is closed before user code).
+        if let report = try? link.receive(timeout: .zero), report.message.starts(with: Array("ERR ".utf8)) {
+            for fd in report.fds { close(fd) }
+            setupError = ZygoteSetupError(detail: String(decoding: report.message.dropFirst(4), as: UTF8.self))
         }
-        zygoteBroken = true
-        killChild()
         return true
     }
 
@@ -129,17 +157,20 @@ public final class ZygoteRun: MonitoredProcess, @unchecked Sendable {
     }
 
     public func conclude(into outcome: inout MonitorOutcome) {
-        outcome.programStatus = programStatus
         if let setupError {
             outcome.setupError = setupError
-        } else if programStatus == nil && zygoteBroken {
-            outcome.setupError = ZygoteSetupError(detail: "the zygote went away during the run")
+        } else {
+            outcome.programStatus = programStatus
+            if programStatus == nil && zygoteBroken {
+                outcome.setupError = ZygoteSetupError(detail: "the zygote went away during the run")
+            }
         }
         closeFDs()
     }
 
     private func closeFDs() {
-        closeFD(&stdinFD); closeFD(&stdoutFD); closeFD(&stderrFD); closeFD(&sideFD); closeFD(&goFD); closeFD(&pidfd)
+        closeFD(&stdinFD); closeFD(&stdoutFD); closeFD(&stderrFD); closeFD(&sideFD); closeFD(&pidfd)
+        link.close()
     }
 
     private func closeFD(_ fd: inout Int32) {

@@ -52,6 +52,40 @@ extension EndToEnd {
             #expect(try await status(d).oneShotRuns == before, "both runs must have used a warm slot")
         }
 
+        /// A zygote's child gets its request as numbers and bytes (zygote.py's `parse`): arguments and files of any
+        /// content arrive intact, as for a one-shot run.
+        @Test func argumentsAndFilesArriveIntactOnAWarmSlot() async throws {
+            let d = try await daemon()
+            _ = try await waitForFullPool(d, .python)
+            let before = try await status(d).oneShotRuns
+            var request = Execd_V1_RunRequest()
+            request.language = .python
+            request.code = Data("import sys, os\nprint(repr(sys.argv[1:]))\nprint(repr(open('/tmp/d/e f.txt', 'rb').read()))\nprint(oct(os.stat('/tmp/run.sh').st_mode & 0o777))".utf8)
+            request.args = ["a b", "", "line\nbreak", "é ✓", "1 2 3"]
+            request.files = [
+                Execd_V1_File.with { $0.path = "d/e f.txt"; $0.content = Data([0, 10, 32, 255, 49]) },
+                Execd_V1_File.with { $0.path = "run.sh"; $0.content = Data("#!/bin/sh\n".utf8); $0.executable = true },
+            ]
+            let client = try await d.client()
+            defer { Task { await client.close() } }
+            let r = try await client.run(request)
+            #expect(r.status == .ok, "\(r.err)")
+            #expect(r.out == "['a b', '', 'line\\nbreak', 'é ✓', '1 2 3']\nb'\\x00\\n \\xff1'\n0o755\n")
+            #expect(try await status(d).oneShotRuns == before, "the run must have used a warm slot")
+        }
+
+        /// A zygote's children get the slot's /tmp size; a run that asks for another one runs one-shot and gets it.
+        @Test func anotherTmpfsSizeRunsOneShotWithThatSize() async throws {
+            let d = try await daemon()
+            _ = try await waitForFullPool(d, .python)
+            let before = try await status(d).oneShotRuns
+            let r = try await d.run(.python, "import os\ns = os.statvfs('/tmp')\nprint(s.f_blocks * s.f_frsize)") {
+                $0.tmpfsBytes = 8 << 20
+            }
+            #expect(r.status == .ok && r.out == "\(8 << 20)\n", "\(r.out)\(r.err)")
+            #expect(try await status(d).oneShotRuns == before + 1)
+        }
+
         @Test func poolRefillsAfterEveryKindOfVerdict() async throws {
             let d = try await daemon()
             let programs: [(String, Execd_V1_Status, (inout Execd_V1_Limits) -> Void)] = [
@@ -101,6 +135,7 @@ extension EndToEnd {
                 """
             let first = try await d.run(.python, hostile)
             #expect(first.status == .ok && !first.out.contains("BREACH"), "\(first.out)\(first.err)")
+            _ = try await waitForFullPool(d, .python, target: 1)
             let probe = """
                 import builtins, os, sys, json, random
                 print(builtins.print.__module__ if hasattr(builtins.print, '__module__') else 'builtin', len([1, 2]))
