@@ -1,91 +1,149 @@
+import Foundation
+import Synchronization
+
 /// Bounds how many runs execute at once and how many may wait; past that a request is refused at once (`busy`),
 /// never queued without bound. Waiting runs are served round-robin across clients (connections), so one client
 /// with a thousand queued runs cannot starve another with one.
-actor AdmissionGate {
-    enum Refusal: Error { case full(queued: Int), shuttingDown, deadlineExceeded }
+///
+/// Callback-based and lock-protected rather than an actor: a run that finds a free slot is admitted on the calling
+/// thread, without a hop to another executor.
+final class AdmissionGate: Sendable {
+    enum Refusal: Error, Equatable { case full(queued: Int), shuttingDown, deadlineExceeded, cancelled }
+    typealias Grant = @Sendable (Result<Void, Refusal>) -> Void
 
     private struct Waiter {
         let id: UInt64
-        let continuation: CheckedContinuation<Void, any Error>
+        let grant: Grant
+    }
+
+    private struct State {
+        var running = 0
+        /// Per client, its waiters in arrival order; `turns` lists the clients with waiters, next to be served first.
+        var waiting: [UInt64: [Waiter]] = [:]
+        var turns: [UInt64] = []
+        var queued = 0
+        var nextID: UInt64 = 0
+        var closed = false
     }
 
     let capacity: Int
     let queueLimit: Int
-    private(set) var running = 0
-    /// Per client, its waiters in arrival order; `turns` lists the clients with waiters, next to be served first.
-    private var waiting: [UInt64: [Waiter]] = [:]
-    private var turns: [UInt64] = []
-    private(set) var queued = 0
-    private var nextID: UInt64 = 0
-    private var closed = false
+    private let state = Mutex(State())
 
     init(capacity: Int, queueLimit: Int) {
         self.capacity = capacity
         self.queueLimit = queueLimit
     }
 
-    /// Waits for a slot. Throws `Refusal.full` when the queue is full, `Refusal.deadlineExceeded` when no slot
-    /// came by `deadline`, `CancellationError` if the task is cancelled while waiting.
-    func acquire(client: UInt64 = 0, deadline: ContinuousClock.Instant? = nil) async throws {
-        if closed { throw Refusal.shuttingDown }
-        if running < capacity && queued == 0 {
-            running += 1
-            return
-        }
-        guard queued < queueLimit else { throw Refusal.full(queued: queued) }
-        nextID += 1
-        let id = nextID
-        if let deadline {
-            Task { [weak self] in
-                try? await Task.sleep(until: deadline, clock: .continuous)
-                await self?.remove(id, client: client, with: Refusal.deadlineExceeded)
+    var running: Int { state.withLock { $0.running } }
+    var queued: Int { state.withLock { $0.queued } }
+
+    /// Asks for a slot. `grant` is called exactly once: at once, on this thread, when a slot is free or the request
+    /// is refused (queue full, shutting down); later, on the thread that frees a slot or expires the deadline, when
+    /// it had to wait. Returns the waiter's id when it waits (for `cancel`).
+    @discardableResult
+    func enter(client: UInt64 = 0, deadline: ContinuousClock.Instant? = nil, _ grant: @escaping Grant) -> UInt64? {
+        enum Decision { case admitted, refused(Refusal), queued(UInt64) }
+        let decision = state.withLock { s -> Decision in
+            if s.closed { return .refused(.shuttingDown) }
+            if s.running < capacity && s.queued == 0 {
+                s.running += 1
+                return .admitted
             }
+            guard s.queued < queueLimit else { return .refused(.full(queued: s.queued)) }
+            s.nextID += 1
+            if s.waiting[client, default: []].isEmpty { s.turns.append(client) }
+            s.waiting[client, default: []].append(Waiter(id: s.nextID, grant: grant))
+            s.queued += 1
+            return .queued(s.nextID)
         }
-        try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { continuation in
-                if waiting[client, default: []].isEmpty { turns.append(client) }
-                waiting[client, default: []].append(Waiter(id: id, continuation: continuation))
-                queued += 1
+        switch decision {
+        case .admitted:
+            grant(.success(()))
+            return nil
+        case .refused(let refusal):
+            grant(.failure(refusal))
+            return nil
+        case .queued(let id):
+            if let deadline {
+                let wait = deadline - .now
+                let nanoseconds = max(0, wait.components.seconds * 1_000_000_000 + wait.components.attoseconds / 1_000_000_000)
+                DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(Int(clamping: nanoseconds))) {
+                    self.cancel(id, client: client, with: .deadlineExceeded)
+                }
             }
-        } onCancel: {
-            Task { await self.remove(id, client: client, with: CancellationError()) }
+            return id
         }
     }
 
-    func release() {
-        guard let client = turns.first else {
-            running -= 1
-            return
+    /// Waits for a slot (`enter` for async callers). Throws `Refusal`; `.cancelled` if the task is cancelled while
+    /// waiting.
+    func acquire(client: UInt64 = 0, deadline: ContinuousClock.Instant? = nil) async throws(Refusal) {
+        let waiter = Mutex<(id: UInt64?, cancelled: Bool)>((nil, false))
+        let result: Result<Void, Refusal> = await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                let id = enter(client: client, deadline: deadline) { continuation.resume(returning: $0) }
+                let cancelled = waiter.withLock { w in
+                    w.id = id
+                    return w.cancelled
+                }
+                if cancelled, let id { cancel(id, client: client, with: .cancelled) }
+            }
+        } onCancel: {
+            let id = waiter.withLock { w in
+                w.cancelled = true
+                return w.id
+            }
+            if let id { cancel(id, client: client, with: .cancelled) }
         }
-        // The slot passes straight to the next client's oldest waiter; that client goes to the back of the line.
-        turns.removeFirst()
-        var queue = waiting[client] ?? []
-        let waiter = queue.removeFirst()
-        queued -= 1
-        if queue.isEmpty { waiting[client] = nil } else { waiting[client] = queue; turns.append(client) }
-        waiter.continuation.resume()
+        try result.get()
+    }
+
+    /// Frees a slot: it passes straight to the next client's oldest waiter, and that client goes to the back of the
+    /// line.
+    func release() {
+        let next: Waiter? = state.withLock { s in
+            guard let client = s.turns.first else {
+                s.running -= 1
+                return nil
+            }
+            s.turns.removeFirst()
+            var queue = s.waiting[client] ?? []
+            let waiter = queue.removeFirst()
+            s.queued -= 1
+            if queue.isEmpty { s.waiting[client] = nil } else { s.waiting[client] = queue; s.turns.append(client) }
+            return waiter
+        }
+        next?.grant(.success(()))
     }
 
     /// Refuses new work and fails everyone waiting.
     func close() {
-        closed = true
-        let pending = waiting.values.flatMap { $0 }
-        waiting.removeAll()
-        turns.removeAll()
-        queued = 0
-        for waiter in pending { waiter.continuation.resume(throwing: Refusal.shuttingDown) }
+        let pending: [Waiter] = state.withLock { s in
+            s.closed = true
+            let pending = s.waiting.values.flatMap { $0 }
+            s.waiting.removeAll()
+            s.turns.removeAll()
+            s.queued = 0
+            return pending
+        }
+        for waiter in pending { waiter.grant(.failure(.shuttingDown)) }
     }
 
-    private func remove(_ id: UInt64, client: UInt64, with error: any Error) {
-        guard var queue = waiting[client], let index = queue.firstIndex(where: { $0.id == id }) else { return }
-        let waiter = queue.remove(at: index)
-        queued -= 1
-        if queue.isEmpty {
-            waiting[client] = nil
-            turns.removeAll { $0 == client }
-        } else {
-            waiting[client] = queue
+    /// Takes a waiter out of the queue and refuses it; nothing if it already got its slot.
+    func cancel(_ id: UInt64, client: UInt64, with refusal: Refusal) {
+        let removed: Waiter? = state.withLock { s in
+            guard var queue = s.waiting[client], let index = queue.firstIndex(where: { $0.id == id }) else { return nil }
+            let waiter = queue.remove(at: index)
+            s.queued -= 1
+            if queue.isEmpty {
+                s.waiting[client] = nil
+                s.turns.removeAll { $0 == client }
+            } else {
+                s.waiting[client] = queue
+            }
+            return waiter
         }
-        waiter.continuation.resume(throwing: error)
+        removed?.grant(.failure(refusal))
     }
 }

@@ -14,7 +14,19 @@ final class ConnectionHandler: ChannelInboundHandler {
     private let service: RequestService
     private var logger: Logger
     private var greeted = false
-    private var inflight: [UInt64: Task<Void, Never>] = [:]
+    /// Requests in flight by id: runs by their handle (started without a task), the rest by their task.
+    private var inflight: [UInt64: Inflight] = [:]
+    private enum Inflight {
+        case run(RunHandle)
+        case task(Task<Void, Never>)
+
+        func cancel() {
+            switch self {
+            case .run(let handle): handle.cancel()
+            case .task(let task): task.cancel()
+            }
+        }
+    }
     /// Identifies this connection to the admission gate (round-robin between connections).
     private let connectionID = ConnectionHandler.ids.add(1, ordering: .relaxed).newValue
     private static let ids = Atomic<UInt64>(0)
@@ -51,8 +63,8 @@ final class ConnectionHandler: ChannelInboundHandler {
             respond(context, id: request.id, service.hello(hello))
         case .cancel(let cancel):
             var reply = Execd_V1_CancelReply()
-            if let task = inflight[cancel.targetID] {
-                task.cancel()
+            if let request = inflight[cancel.targetID] {
+                request.cancel()
                 reply.found = true
             }
             respond(context, id: request.id, .cancel(reply))
@@ -75,8 +87,7 @@ final class ConnectionHandler: ChannelInboundHandler {
         let bound = NIOLoopBound(self, eventLoop: loop)
         let connectionID = self.connectionID
         let deadline = deadlineMs > 0 ? ContinuousClock.now + .milliseconds(Int64(clamping: deadlineMs)) : nil
-        inflight[id] = Task {
-            let reply = await service.handle(body, queueDeadline: deadline, client: connectionID)
+        let answer: @Sendable (Execd_V1_Response.OneOf_Body) -> Void = { reply in
             let response = Execd_V1_Response.with {
                 $0.id = id
                 $0.body = reply
@@ -86,6 +97,15 @@ final class ConnectionHandler: ChannelInboundHandler {
                 channel.writeAndFlush(response, promise: nil)
             }
         }
+        if case .run(let run) = body {
+            let handle = RunHandle()
+            inflight[id] = .run(handle)
+            service.submitRun(run, handle: handle, queueDeadline: deadline, client: connectionID, reply: answer)
+            return
+        }
+        inflight[id] = .task(Task {
+            answer(await service.handle(body, queueDeadline: deadline, client: connectionID))
+        })
     }
 
     private func respond(_ context: ChannelHandlerContext, id: UInt64, _ body: Execd_V1_Response.OneOf_Body) {
@@ -97,7 +117,7 @@ final class ConnectionHandler: ChannelInboundHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         if !inflight.isEmpty { logger.info("client went away; cancelling its runs", metadata: ["runs": "\(inflight.count)"]) }
-        for task in inflight.values { task.cancel() }
+        for request in inflight.values { request.cancel() }
         inflight.removeAll()
         context.fireChannelInactive()
     }

@@ -37,13 +37,7 @@ public final class RequestService: Sendable {
             switch body {
             case .run(let run):
                 let result = try await engine.run(run, queueDeadline: queueDeadline, client: client)
-                logger.info("run", metadata: [
-                    "run": "\(result.runID)", "lang": "\(run.language.name)", "status": "\(result.status)",
-                    "wall_us": "\(result.wallTimeUs)", "cpu_us": "\(result.cpuTimeUs)",
-                ])
-                if result.status == .internalError {
-                    logger.error("run failed inside execd", metadata: ["run": "\(result.runID)", "error": "\(result.internalError)"])
-                }
+                logRun(result, language: run.language)
                 return .run(result)
             case .judge(let judge):
                 return try await self.judge(judge, client: client)
@@ -64,6 +58,33 @@ public final class RequestService: Sendable {
 }
 
 extension RequestService {
+    /// Starts a run and answers through `reply` (on a pool thread, or at once when refused): the path that costs one
+    /// thread hop each way. `handle` cancels it.
+    func submitRun(_ run: Execd_V1_RunRequest, handle: RunHandle, queueDeadline: ContinuousClock.Instant?, client: UInt64,
+                   reply: @escaping @Sendable (Execd_V1_Response.OneOf_Body) -> Void) {
+        engine.submit(run, handle: handle, queueDeadline: queueDeadline, client: client) { [self] outcome in
+            switch outcome {
+            case .success(let result):
+                logRun(result, language: run.language)
+                reply(.run(result))
+            case .failure(let error):
+                logger.notice("request refused", metadata: ["code": "\(error.code)", "reason": "\(error.message)"])
+                reply(.error(Execd_V1_Error(code: error.code.wire, message: error.message)))
+            }
+        }
+    }
+
+    /// One line per run at debug level (a busy daemon serves a thousand a second); failures of ours at error level.
+    func logRun(_ result: Execd_V1_RunResult, language: Execd_V1_Language) {
+        logger.debug("run", metadata: [
+            "run": "\(result.runID)", "lang": "\(language.name)", "status": "\(result.status)",
+            "wall_us": "\(result.wallTimeUs)", "cpu_us": "\(result.cpuTimeUs)",
+        ])
+        if result.status == .internalError {
+            logger.error("run failed inside execd", metadata: ["run": "\(result.runID)", "error": "\(result.internalError)"])
+        }
+    }
+
     /// Judges a submission: all its tests in as few sandboxed runs as possible, compared on this side.
     func judge(_ request: Execd_V1_JudgeRequest, client: UInt64) async throws(ExecdError) -> Execd_V1_Response.OneOf_Body {
         var configuration = Judge.Configuration()

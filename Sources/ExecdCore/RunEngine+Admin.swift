@@ -8,7 +8,7 @@ extension RunEngine {
         reply.serverVersion = RequestService.serverVersion
         reply.uptimeMs = UInt64(max(0, (ContinuousClock.now - startedAt).milliseconds))
         reply.running = UInt32(activeCount)
-        reply.queued = UInt32(await gate.queued)
+        reply.queued = UInt32(gate.queued)
         reply.queueLimit = UInt32(config.maxQueuedRuns)
         reply.maxConcurrentRuns = UInt32(config.maxConcurrentRuns)
         reply.cgroupVersion = cgroups.version == .v1 ? "v1" : "v2"

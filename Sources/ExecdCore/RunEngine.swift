@@ -78,7 +78,8 @@ public final class RunEngine: Sendable {
             throw ExecdError(.internalError, "cannot create the sandbox root mount point \(config.rootDirectory): \(error)")
         }
         if config.pythonSlots > 0 {
-            let seccomp = self.seccomp
+            let zygoteFilters = (zygote: try SeccompPolicy.standard.excluding(ZygoteSlot.childSetupSyscalls).compile(),
+                                 child: try SeccompPolicy.standard.only(ZygoteSlot.childSetupSyscalls).compile())
             pythonPool = SlotPool(
                 name: "python",
                 settings: .init(target: config.pythonSlots, maxRunsPerSlot: config.maxRunsPerSlot, maxSlotAge: config.maxSlotAge),
@@ -89,11 +90,15 @@ public final class RunEngine: Sendable {
                         throw ExecdError(.internalError, "no free host uid")
                     }
                     do {
-                        let slot = try ZygoteSlot.start(id: id, hostIDs: (zygote, run), config: config, seccomp: seccomp, cgroups: cgroups)
-                        slot.onRetire = { hostIDs.release(zygote); hostIDs.release(run) }
+                        let slot = try ZygoteSlot.start(id: id, hostIDs: (zygote, run), config: config, seccomp: zygoteFilters, cgroups: cgroups)
                         slot.prepareNextGroup(cgroups, limits: CgroupLimits(
                             memoryBytes: config.defaults.memoryBytes, maxProcesses: config.defaults.maxProcesses,
                             cpuQuotaMillicores: config.defaults.cpuQuotaMillicores))
+                        do { try slot.adoptWarmChild() } catch {
+                            slot.retire()
+                            throw error
+                        }
+                        slot.onRetire = { hostIDs.release(zygote); hostIDs.release(run) }
                         return slot
                     } catch {
                         hostIDs.release(zygote)
@@ -130,7 +135,7 @@ public final class RunEngine: Sendable {
     /// Stops accepting runs, lets running ones finish for up to `grace`, kills the rest, stops the threads.
     /// When it returns no sandbox of ours is alive.
     public func shutdown(grace: Duration = .seconds(10)) async {
-        await gate.close()
+        gate.close()
         let deadline = ContinuousClock.now + grace
         while activeCount > 0 && ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(20)) }
         for control in active.withLock({ Array($0.values) }) { control.cancel() }
@@ -167,49 +172,79 @@ public final class RunEngine: Sendable {
     }
 
     /// Runs one program. Bad requests and a full queue throw; everything the program does (and our own failures
-    /// while running it) comes back as a result.
+    /// while running it) comes back as a result. Cancelling the task cancels the run.
     public func run(
         _ request: Execd_V1_RunRequest, extraFiles: [SandboxFile] = [], sideChannel: (any SideChannelSink)? = nil,
         control: RunControl = RunControl(), queueDeadline: ContinuousClock.Instant? = nil, client: UInt64 = 0
     ) async throws(ExecdError) -> Execd_V1_RunResult {
-        let profile = try profile(for: request.language)
-        let limits: RunLimits
-        do { limits = try RunLimits.resolve(request.limits, defaults: config.defaults, maxima: config.maxima) }
-        catch { throw ExecdError(.badRequest, error.description) }
-        let files = try Self.files(request, profile: profile, extra: extraFiles)
-        do { try await gate.acquire(client: client, deadline: queueDeadline) } catch {
-            if case AdmissionGate.Refusal.full(let queued) = error {
-                throw ExecdError(.busy, "execd is at capacity (\(config.maxConcurrentRuns) running, \(queued) queued); retry later")
-            }
-            if error is CancellationError { throw ExecdError(.cancelled, "cancelled while queued") }
-            if case AdmissionGate.Refusal.deadlineExceeded = error {
-                throw ExecdError(.deadlineExceeded, "the run could not start before its deadline; execd is busy")
-            }
-            throw ExecdError(.shuttingDown, "execd is shutting down")
-        }
-        let runID = "run-\(counter.add(1, ordering: .relaxed).newValue)"
+        let handle = RunHandle(control: control)
         let box = UncheckedBox(sideChannel)
-        active.withLock { $0[runID] = control }
-        defer { active.withLock { _ = $0.removeValue(forKey: runID) } }
-        do {
-            let result = try await withTaskCancellationHandler {
-                try await threads.runIfActive {
-                    self.execute(runID, request: request, profile: profile, limits: limits, files: files,
-                                 side: box.value, control: control)
-                }
-            } onCancel: {
-                control.cancel()
+        let result = await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                submit(request, extraFiles: extraFiles, sideChannel: box.value, handle: handle, queueDeadline: queueDeadline,
+                       client: client) { continuation.resume(returning: $0) }
             }
-            await gate.release()
-            if control.isCancelled { throw ExecdError(.cancelled, "\(runID) was cancelled (client gone, cancel request or admin kill)") }
-            stats.record(result.status)
-            return result
-        } catch let error as ExecdError {
-            throw error
-        } catch {
-            await gate.release()
-            throw ExecdError(.shuttingDown, "execd is shutting down")
+        } onCancel: {
+            handle.cancel()
         }
+        return try result.get()
+    }
+
+    /// Starts one program and returns at once; `completion` gets the result exactly once (on a pool thread, or on
+    /// this one when the request is refused). `handle` cancels it, queued or running. The path of a request from the
+    /// socket: validated and admitted on the connection's event loop, run on a pool thread, answered from there.
+    public func submit(
+        _ request: Execd_V1_RunRequest, extraFiles: [SandboxFile] = [], sideChannel: (any SideChannelSink)? = nil,
+        handle: RunHandle, queueDeadline: ContinuousClock.Instant? = nil, client: UInt64 = 0,
+        completion: @escaping @Sendable (Result<Execd_V1_RunResult, ExecdError>) -> Void
+    ) {
+        let profile: LanguageProfile, limits: RunLimits, files: [SandboxFile]
+        do throws(ExecdError) {
+            profile = try self.profile(for: request.language)
+            do { limits = try RunLimits.resolve(request.limits, defaults: config.defaults, maxima: config.maxima) }
+            catch { throw ExecdError(.badRequest, error.description) }
+            files = try Self.files(request, profile: profile, extra: extraFiles)
+        } catch {
+            completion(.failure(error))
+            return
+        }
+        let control = handle.control
+        let box = UncheckedBox(sideChannel)
+        let waiter = gate.enter(client: client, deadline: queueDeadline) { [self] admitted in
+            switch admitted {
+            case .failure(.full(let queued)):
+                completion(.failure(ExecdError(.busy, "execd is at capacity (\(config.maxConcurrentRuns) running, \(queued) queued); retry later")))
+            case .failure(.cancelled):
+                completion(.failure(ExecdError(.cancelled, "cancelled while queued")))
+            case .failure(.deadlineExceeded):
+                completion(.failure(ExecdError(.deadlineExceeded, "the run could not start before its deadline; execd is busy")))
+            case .failure(.shuttingDown):
+                completion(.failure(ExecdError(.shuttingDown, "execd is shutting down")))
+            case .success:
+                let runID = "run-\(counter.add(1, ordering: .relaxed).newValue)"
+                active.withLock { $0[runID] = control }
+                threads.submit { state in
+                    defer {
+                        self.active.withLock { _ = $0.removeValue(forKey: runID) }
+                    }
+                    guard state == .active else {
+                        self.gate.release()
+                        completion(.failure(ExecdError(.shuttingDown, "execd is shutting down")))
+                        return
+                    }
+                    let result = control.isCancelled ? nil : self.execute(
+                        runID, request: request, profile: profile, limits: limits, files: files, side: box.value, control: control)
+                    self.gate.release()
+                    guard let result, !control.isCancelled else {
+                        completion(.failure(ExecdError(.cancelled, "\(runID) was cancelled (client gone, cancel request or admin kill)")))
+                        return
+                    }
+                    self.stats.record(result.status)
+                    completion(.success(result))
+                }
+            }
+        }
+        if let waiter { handle.queued(waiter, client: client, gate: gate) }
     }
 
     /// The blocking part, on a pool thread.
@@ -219,7 +254,9 @@ public final class RunEngine: Sendable {
     ) -> Execd_V1_RunResult {
         var result = Execd_V1_RunResult()
         result.runID = runID
-        if request.language == .python, let pool = pythonPool, let slot = pool.take() {
+        // A zygote's runs get the slot's /tmp size (their filter forbids mounts by the time a request arrives).
+        if request.language == .python, limits.tmpfsBytes == config.defaults.tmpfsBytes, let pool = pythonPool,
+           let slot = pool.take() {
             if let pooled = executePooled(runID, slot: slot, pool: pool, request: request, limits: limits, files: files,
                                           side: side, control: control) {
                 return pooled
@@ -345,6 +382,25 @@ public final class RunEngine: Sendable {
             ResourceLimit(.messageQueue, 0),
             ResourceLimit(.stack, soft: 8 << 20, hard: 64 << 20),
         ]
+    }
+}
+
+/// Cancels one run, whether it still waits for admission or already runs.
+public final class RunHandle: Sendable {
+    public let control: RunControl
+    private let waiter = Mutex<(id: UInt64, client: UInt64, gate: AdmissionGate)?>(nil)
+
+    public init(control: RunControl = RunControl()) { self.control = control }
+
+    public func cancel() {
+        control.cancel()
+        if let waiter = waiter.withLock({ $0 }) { waiter.gate.cancel(waiter.id, client: waiter.client, with: .cancelled) }
+    }
+
+    /// The run waits in `gate` as `id`: a cancel takes it out of the queue (at once if it came first).
+    func queued(_ id: UInt64, client: UInt64, gate: AdmissionGate) {
+        waiter.withLock { $0 = (id, client, gate) }
+        if control.isCancelled { gate.cancel(id, client: client, with: .cancelled) }
     }
 }
 

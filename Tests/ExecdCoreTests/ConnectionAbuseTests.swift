@@ -187,7 +187,7 @@ struct ConnectionAbuseTests {
             request.code = Data("import time\ntime.sleep(3)".utf8)
             return try await client.run(request)
         }
-        for _ in 0..<200 where d.scanProcesses().isEmpty { try await Task.sleep(for: .milliseconds(10)) }
+        for _ in 0..<200 where d.engine.activeCount == 0 { try await Task.sleep(for: .milliseconds(10)) }
         let clock = ContinuousClock()
         let start = clock.now
         await #expect { _ = try await d.run(.python, "print(1)") } throws: { error in

@@ -90,13 +90,13 @@ struct AdmissionGateTests {
         let gate = AdmissionGate(capacity: 1, queueLimit: 1)
         try await gate.acquire()
         let waiter = Task { try await gate.acquire() }
-        while await gate.queued == 0 { await Task.yield() }
+        while gate.queued == 0 { await Task.yield() }
         await #expect(throws: AdmissionGate.Refusal.self) { try await gate.acquire() }
-        await gate.release()
+        gate.release()
         try await waiter.value  // got the slot
-        #expect(await gate.running == 1)
-        await gate.release()
-        #expect(await gate.running == 0)
+        #expect(gate.running == 1)
+        gate.release()
+        #expect(gate.running == 0)
     }
 
     @Test func waitersAreServedRoundRobinAcrossClients() async throws {
@@ -105,17 +105,29 @@ struct AdmissionGateTests {
         let order = OrderLog()
         var tasks: [Task<Void, any Error>] = []
         for (client, label) in [(1, "a1"), (1, "a2"), (1, "a3"), (2, "b1")] as [(UInt64, String)] {
-            let expected = await gate.queued + 1
+            let expected = gate.queued + 1
             tasks.append(Task { try await gate.acquire(client: client); await order.append(label) })
-            while await gate.queued < expected { await Task.yield() }
+            while gate.queued < expected { await Task.yield() }
         }
         for _ in 0..<4 {
-            await gate.release()
+            gate.release()
             let served = await order.count
             while await order.count == served { await Task.yield() }
         }
         for task in tasks { try await task.value }
         #expect(await order.entries == ["a1", "b1", "a2", "a3"])  // b1 does not wait behind all of client 1
+    }
+
+    @Test func cancellingAWaitingTaskTakesItOutOfTheQueue() async throws {
+        let gate = AdmissionGate(capacity: 1, queueLimit: 4)
+        try await gate.acquire()
+        let waiter = Task { try await gate.acquire() }
+        while gate.queued == 0 { await Task.yield() }
+        waiter.cancel()
+        await #expect(throws: AdmissionGate.Refusal.cancelled) { try await waiter.value }
+        #expect(gate.queued == 0)
+        gate.release()
+        #expect(gate.running == 0, "the cancelled waiter must not have been handed the slot")
     }
 
     @Test func deadlineExpiresAWaiter() async throws {
@@ -137,8 +149,7 @@ struct ZygotePayloadTests {
     @Test func headerIsValidJSONWhateverThePathsAndArguments() throws {
         let files = [SandboxFile(path: "/tmp/main.py", contents: Array("print(1)".utf8)),
                      SandboxFile(path: "/tmp/dir/\"quoted\\ and\ncontrol\u{01}", contents: [0, 1, 2], mode: 0o755)]
-        let bytes = try ZygoteSlot.payload(files: files, args: ["a b", "é\t\"x\""], rlimits: [ResourceLimit(.core, 0)],
-                                           tmpfs: "size=1,nr_inodes=2,mode=1777", side: true)
+        let bytes = ZygoteSlot.payload(files: files, args: ["a b", "é\t\"x\""], rlimits: [ResourceLimit(.core, 0)], side: true)
         let newline = try #require(bytes.firstIndex(of: UInt8(ascii: "\n")))
         let header = try #require(try JSONSerialization.jsonObject(with: Data(bytes[..<newline])) as? [String: Any])
         #expect(header["side"] as? Bool == true)
