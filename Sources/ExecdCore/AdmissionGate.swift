@@ -76,29 +76,6 @@ final class AdmissionGate: Sendable {
         }
     }
 
-    /// Waits for a slot (`enter` for async callers). Throws `Refusal`; `.cancelled` if the task is cancelled while
-    /// waiting.
-    func acquire(client: UInt64 = 0, deadline: ContinuousClock.Instant? = nil) async throws(Refusal) {
-        let waiter = Mutex<(id: UInt64?, cancelled: Bool)>((nil, false))
-        let result: Result<Void, Refusal> = await withTaskCancellationHandler {
-            await withCheckedContinuation { continuation in
-                let id = enter(client: client, deadline: deadline) { continuation.resume(returning: $0) }
-                let cancelled = waiter.withLock { w in
-                    w.id = id
-                    return w.cancelled
-                }
-                if cancelled, let id { cancel(id, client: client, with: .cancelled) }
-            }
-        } onCancel: {
-            let id = waiter.withLock { w in
-                w.cancelled = true
-                return w.id
-            }
-            if let id { cancel(id, client: client, with: .cancelled) }
-        }
-        try result.get()
-    }
-
     /// Frees a slot: it passes straight to the next client's oldest waiter, and that client goes to the back of the
     /// line.
     func release() {

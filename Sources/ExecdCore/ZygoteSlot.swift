@@ -163,10 +163,8 @@ final class ZygoteSlot: PoolSlot, @unchecked Sendable {
 
     /// The /tmp a run gets unless it asks for another size; the zygote mounts it ahead of each run.
     static func defaultTmpfs(_ config: EngineConfig) -> String {
-        tmpfsOptions(bytes: config.defaults.tmpfsBytes, inodes: config.tmpfsInodes)
+        "size=\(config.defaults.tmpfsBytes),nr_inodes=\(config.tmpfsInodes),mode=1777"
     }
-
-    static func tmpfsOptions(bytes: UInt64, inodes: Int) -> String { "size=\(bytes),nr_inodes=\(inodes),mode=1777" }
 
     /// The zygote's rlimits are the maxima, so each run can lower them to its own (raising needs a capability the
     /// zygote does not have).

@@ -1,6 +1,7 @@
 import Foundation
 import ExecProtocol
 import SandboxOS
+import Synchronization
 import Testing
 
 @testable import ExecdCore
@@ -82,6 +83,31 @@ struct RunLimitsTests {
         var few = Execd_V1_Limits()
         few.maxProcesses = 2
         #expect { try RunLimits.resolve(few, defaults: .defaults, maxima: .maxima) } throws: { "\($0)".contains("max_processes") }
+    }
+}
+
+extension AdmissionGate {
+    /// Waits for a slot: `enter` as the tests drive it, from tasks. Throws `Refusal`; `.cancelled` if the task is
+    /// cancelled while waiting. (The daemon goes through `RunEngine.submit` and `RunHandle` instead.)
+    func acquire(client: UInt64 = 0, deadline: ContinuousClock.Instant? = nil) async throws(Refusal) {
+        let waiter = Mutex<(id: UInt64?, cancelled: Bool)>((nil, false))
+        let result: Result<Void, Refusal> = await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                let id = enter(client: client, deadline: deadline) { continuation.resume(returning: $0) }
+                let cancelled = waiter.withLock { w in
+                    w.id = id
+                    return w.cancelled
+                }
+                if cancelled, let id { cancel(id, client: client, with: .cancelled) }
+            }
+        } onCancel: {
+            let id = waiter.withLock { w in
+                w.cancelled = true
+                return w.id
+            }
+            if let id { cancel(id, client: client, with: .cancelled) }
+        }
+        try result.get()
     }
 }
 
