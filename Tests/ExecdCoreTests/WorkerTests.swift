@@ -14,8 +14,8 @@ extension EndToEnd.PoolTests {
         return r
     }
 
-    /// The worker warms node up before the program arrives (worker.js): none of that may show. Each row is what
-    /// `node /tmp/main.js` prints and exits with.
+    /// The worker warms node up before the program arrives and may end node without its teardown (worker.js): none
+    /// of that may show. Each row is what `node /tmp/main.js` prints and exits with.
     @Test func javascriptWorkerRunsProgramsAsNodeWould() async throws {
         let d = try await daemon()
         let rows: [(code: String, out: String, exit: Int32)] = [

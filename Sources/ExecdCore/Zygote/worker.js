@@ -44,6 +44,23 @@ for (const stream of [process.stdout, process.stderr]) {
   fs.unlinkSync(warm);
 }
 
+// Exit without node's teardown when nothing can tell the difference. At the natural end (the event loop ran dry),
+// node emits 'beforeExit', then 'exit', then frees its environment, heap and platform before exit(2): ≈ 0.5 ms of
+// CPU, all before execd sees the run end. When this listener is the only 'beforeExit' listener (nothing can start
+// new work), there is no 'exit' listener (nothing runs during 'exit', not even a microtask), and the program left
+// process.emit and process.reallyExit alone, what remains is exactly process.reallyExit with the code node would
+// use. Any other case (listeners, process.exit(), an uncaught exception) takes node's own path.
+{
+  const emit = process.emit;
+  const reallyExit = process.reallyExit;
+  process.on('beforeExit', () => {
+    if (process.listenerCount('beforeExit') === 1 && process.listenerCount('exit') === 0 &&
+        process.emit === emit && process.reallyExit === reallyExit) {
+      Reflect.apply(reallyExit, process, [process.exitCode ?? 0]);
+    }
+  });
+}
+
 fs.writeSync(3, 'R');
 const payload = fs.readFileSync(4);
 fs.closeSync(4);
