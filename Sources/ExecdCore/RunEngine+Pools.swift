@@ -74,7 +74,10 @@ extension RunEngine {
         files: [SandboxFile], side: (any SideChannelSink)?, control: RunControl
     ) -> Execd_V1_RunResult? {
         defer {
-            slot.retire()  // single use: gone before the result is sent
+            // Single use. Every process of the run is dead before the result is sent: finish() reaped the sandbox's
+            // reaper, whose exit ended its pid namespace (if it could not, retire() kills and waits here). The rest —
+            // the cgroup's directories, the mount namespace, the host uid — is released on the pool's thread.
+            if !slot.hasEnded { slot.retire() }
             pool.giveBack(slot, healthy: false)
         }
         let baseline: CgroupUsage

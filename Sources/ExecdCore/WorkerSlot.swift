@@ -62,6 +62,7 @@ final class WorkerSlot: PoolSlot, @unchecked Sendable {
                 process.closeAll()
                 throw ExecdError(.internalError, "worker \(id) did not become ready: \(why)")
             }
+            try? process.holdMountNamespace()  // best effort: its teardown then happens in retire(), after the result
             return WorkerSlot(id: id, hostID: hostID, process: process, cgroup: cgroup, limits: limits)
         } catch {
             try? cgroup.killAll()
@@ -83,11 +84,16 @@ final class WorkerSlot: PoolSlot, @unchecked Sendable {
         return process.pidfd >= 0 && poll(&p, 1, 0) == 0
     }
 
-    /// Idempotent: the run retires its worker at once, the pool again when it takes it back.
+    /// True once every process of the worker's sandbox is gone (its pid namespace ended with its reaper).
+    var hasEnded: Bool { process.hasEnded }
+
+    /// Idempotent. On the pool's thread once the run's result is out, or by the run itself first if the run could not
+    /// prove its processes gone.
     func retire() {
         process.kill()
         _ = process.reap()
         process.closeAll()
+        process.releaseMountNamespace()  // before the cgroup goes: frees the run's /tmp, charged to it
         try? cgroup.killAll()
         try? cgroup.destroy()
         onRetire?()
