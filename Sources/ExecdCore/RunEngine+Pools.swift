@@ -82,8 +82,9 @@ extension RunEngine {
         }
         let baseline: CgroupUsage
         do {
-            try slot.cgroup.apply(CgroupLimits(memoryBytes: limits.memoryBytes, maxProcesses: limits.maxProcesses,
-                                               cpuQuotaMillicores: limits.cpuQuotaMillicores))
+            let wanted = CgroupLimits(memoryBytes: limits.memoryBytes, maxProcesses: limits.maxProcesses,
+                                      cpuQuotaMillicores: limits.cpuQuotaMillicores)
+            if wanted != slot.cgroupLimits { try slot.cgroup.apply(wanted) }
         } catch {
             return nil
         }

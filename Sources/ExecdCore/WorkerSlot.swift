@@ -12,6 +12,8 @@ final class WorkerSlot: PoolSlot, @unchecked Sendable {
     let started = ContinuousClock.now
     /// The limits the sandbox was built with; a run whose rlimit-backed or /tmp limits differ runs one-shot.
     let limits: RunLimits
+    /// The limits the worker's cgroup has now (a run with others writes its own before its program arrives).
+    let cgroupLimits: CgroupLimits
     var runsServed = 0
     var lastStatus: Execd_V1_Status = .unspecified
     var lastPeakMemory: UInt64 = 0
@@ -21,8 +23,10 @@ final class WorkerSlot: PoolSlot, @unchecked Sendable {
     var zygoteHostID: UInt32 { hostID }
     var runHostID: UInt32 { hostID }
 
-    private init(id: String, hostID: UInt32, process: SandboxProcess, cgroup: any RunCgroup, limits: RunLimits) {
+    private init(id: String, hostID: UInt32, process: SandboxProcess, cgroup: any RunCgroup, limits: RunLimits,
+                 cgroupLimits: CgroupLimits) {
         self.id = id
+        self.cgroupLimits = cgroupLimits
         self.hostID = hostID
         self.process = process
         self.cgroup = cgroup
@@ -39,9 +43,10 @@ final class WorkerSlot: PoolSlot, @unchecked Sendable {
     static func start(id: String, hostID: UInt32, config: EngineConfig, seccomp: SeccompProgram,
                       cgroups: any CgroupManager) throws -> WorkerSlot {
         let limits = config.defaults
-        let cgroup = try cgroups.createRunGroup(
-            name: id, limits: CgroupLimits(memoryBytes: config.maxima.memoryBytes, maxProcesses: limits.maxProcesses,
-                                           cpuQuotaMillicores: 1000))
+        // The default run's limits from the start: a run with those needs no cgroup write before its program goes in.
+        let cgroupLimits = CgroupLimits(memoryBytes: limits.memoryBytes, maxProcesses: limits.maxProcesses,
+                                        cpuQuotaMillicores: limits.cpuQuotaMillicores)
+        let cgroup = try cgroups.createRunGroup(name: id, limits: cgroupLimits)
         do {
             let profile = config.javascript
             var backstop = limits
@@ -63,7 +68,8 @@ final class WorkerSlot: PoolSlot, @unchecked Sendable {
                 throw ExecdError(.internalError, "worker \(id) did not become ready: \(why)")
             }
             try? process.holdMountNamespace()  // best effort: its teardown then happens in retire(), after the result
-            return WorkerSlot(id: id, hostID: hostID, process: process, cgroup: cgroup, limits: limits)
+            return WorkerSlot(id: id, hostID: hostID, process: process, cgroup: cgroup, limits: limits,
+                              cgroupLimits: cgroupLimits)
         } catch {
             try? cgroup.killAll()
             try? cgroup.destroy()
