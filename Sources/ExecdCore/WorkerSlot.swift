@@ -18,6 +18,8 @@ final class WorkerSlot: PoolSlot, @unchecked Sendable {
     var lastStatus: Execd_V1_Status = .unspecified
     var lastPeakMemory: UInt64 = 0
     var onRetire: (@Sendable () -> Void)?
+    /// Set once node has started and loaded worker.js.
+    private var warmed = false
 
     var sandboxPID: pid_t { process.pid }
     var zygoteHostID: UInt32 { hostID }
@@ -40,6 +42,7 @@ final class WorkerSlot: PoolSlot, @unchecked Sendable {
             && run.cpuTime <= limits.cpuTime
     }
 
+    /// Spawns the worker's sandbox; node is still starting when this returns (see `warmingFD`).
     static func start(id: String, hostID: UInt32, config: EngineConfig, seccomp: SeccompProgram,
                       cgroups: any CgroupManager) throws -> WorkerSlot {
         let limits = config.defaults
@@ -61,13 +64,6 @@ final class WorkerSlot: PoolSlot, @unchecked Sendable {
             let process = try SandboxSpawner.spawn(spec, cgroupFD: cgroup.cloneIntoFD) { pid in
                 if cgroup.cloneIntoFD == nil { try cgroup.add(pid: pid) }
             }
-            guard waitForReady(process) else {
-                process.kill()
-                let why = process.drainStderr()
-                process.closeAll()
-                throw ExecdError(.internalError, "worker \(id) did not become ready: \(why)")
-            }
-            try? process.holdMountNamespace()  // best effort: its teardown then happens in retire(), after the result
             return WorkerSlot(id: id, hostID: hostID, process: process, cgroup: cgroup, limits: limits,
                               cgroupLimits: cgroupLimits)
         } catch {
@@ -77,12 +73,15 @@ final class WorkerSlot: PoolSlot, @unchecked Sendable {
         }
     }
 
-    /// The worker writes one "R" on fd 3 once node has started and loaded worker.js.
-    private static func waitForReady(_ process: SandboxProcess) -> Bool {
-        var p = pollfd(fd: process.sideFD, events: Int16(POLLIN), revents: 0)
-        guard poll(&p, 1, 10_000) == 1 else { return false }
+    /// Node starts after `start` returns: the pool waits for its "R" on fd 3 (the worker's first write).
+    var warmingFD: Int32 { warmed ? -1 : process.sideFD }
+
+    func finishWarming() -> Bool {
         var byte: UInt8 = 0
-        return read(process.sideFD, &byte, 1) == 1 && byte == UInt8(ascii: "R")
+        guard !warmed, read(process.sideFD, &byte, 1) == 1, byte == UInt8(ascii: "R") else { return false }
+        warmed = true
+        try? process.holdMountNamespace()  // best effort: its teardown then happens in retire(), after the result
+        return true
     }
 
     var isAlive: Bool {
