@@ -85,6 +85,7 @@ extension RunEngine {
             let wanted = CgroupLimits(memoryBytes: limits.memoryBytes, maxProcesses: limits.maxProcesses,
                                       cpuQuotaMillicores: limits.cpuQuotaMillicores)
             if wanted != slot.cgroupLimits { try slot.cgroup.apply(wanted) }
+            try slot.cgroup.setCPUWeight(.normal)  // a warming worker's weight is .background
         } catch {
             return nil
         }

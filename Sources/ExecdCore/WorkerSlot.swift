@@ -51,6 +51,8 @@ final class WorkerSlot: PoolSlot, @unchecked Sendable {
                                         cpuQuotaMillicores: limits.cpuQuotaMillicores)
         let cgroup = try cgroups.createRunGroup(name: id, limits: cgroupLimits)
         do {
+            // Node's start-up is work ahead of demand: it must not slow down runs (the run restores the weight).
+            try cgroup.setCPUWeight(.background)
             let profile = config.javascript
             var backstop = limits
             backstop.cpuTime = config.maxima.cpuTime  // RLIMIT_CPU is a backstop; each run's CPU is checked via the cgroup
