@@ -75,13 +75,18 @@ extension RunEngine {
         files: [SandboxFile], side: (any SideChannelSink)?, control: RunControl
     ) -> Execd_V1_RunResult? {
         defer {
-            slot.retire()  // single use: gone before the result is sent
+            // Single use. Every process of the run is dead before the result is sent: finish() reaped the sandbox's
+            // reaper, whose exit ended its pid namespace (if it could not, retire() kills and waits here). The rest —
+            // the cgroup's directories, the mount namespace, the host uid — is released on the pool's thread.
+            if !slot.hasEnded { slot.retire() }
             pool.giveBack(slot, healthy: false)
         }
         let baseline: CgroupUsage
         do {
-            try slot.cgroup.apply(CgroupLimits(memoryBytes: limits.memoryBytes, maxProcesses: limits.maxProcesses,
-                                               cpuQuotaMillicores: limits.cpuQuotaMillicores))
+            let wanted = CgroupLimits(memoryBytes: limits.memoryBytes, maxProcesses: limits.maxProcesses,
+                                      cpuQuotaMillicores: limits.cpuQuotaMillicores)
+            if wanted != slot.cgroupLimits { try slot.cgroup.apply(wanted) }
+            try slot.cgroup.setCPUWeight(.normal)  // a warming worker's weight is .background
         } catch {
             return nil
         }

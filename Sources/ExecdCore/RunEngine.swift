@@ -114,7 +114,8 @@ public final class RunEngine: Sendable {
             let seccomp = self.seccomp
             javascriptPool = SlotPool(
                 name: "javascript",
-                settings: .init(target: config.javascriptSlots, maxRunsPerSlot: 1, maxSlotAge: config.maxSlotAge),
+                settings: .init(target: config.javascriptSlots, maxRunsPerSlot: 1, maxSlotAge: config.maxSlotAge,
+                                maxWarming: System.coreCount),
                 start: { id in
                     guard let hostID = hostIDs.acquire() else { throw ExecdError(.internalError, "no free host uid") }
                     do {

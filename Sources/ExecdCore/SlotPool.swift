@@ -15,6 +15,16 @@ protocol PoolSlot: AnyObject, Sendable {
     var lastPeakMemory: UInt64 { get set }
     var isAlive: Bool { get }
     func retire()
+    /// For a slot `start` returns still warming up (a worker whose node is starting): readable once it is ready or
+    /// has failed. -1 when `start` returns ready slots.
+    var warmingFD: Int32 { get }
+    /// Called on the pool's thread once `warmingFD` is readable: true if the slot is ready to serve.
+    func finishWarming() -> Bool
+}
+
+extension PoolSlot {
+    var warmingFD: Int32 { -1 }
+    func finishWarming() -> Bool { true }
 }
 
 struct PoolSnapshot: Sendable {
@@ -58,6 +68,11 @@ final class SlotPool<Slot: PoolSlot>: @unchecked Sendable {
         var target: Int
         var maxRunsPerSlot = 1000
         var maxSlotAge: Duration = .seconds(600)
+        /// Slots warming up at once. Above 1 only for slots that warm up after `start` returns (see `warmingFD`):
+        /// their start-up then runs in parallel, on as many cores.
+        var maxWarming = 1
+        /// A slot still warming up after this is retired as a failed start.
+        var warmingTimeout: Duration = .seconds(10)
     }
 
     private struct State {
@@ -68,6 +83,7 @@ final class SlotPool<Slot: PoolSlot>: @unchecked Sendable {
         /// Slots given back with a cleanup that has not finished yet.
         var cleaning = 0
         var toRetire: [Slot] = []
+        var warming: [(slot: Slot, since: ContinuousClock.Instant)] = []
         var toClean: [(slot: Slot, healthy: Bool, cleanup: @Sendable () -> Bool)] = []
         var failedStarts = 0
         var consecutiveFailures = 0
@@ -226,12 +242,17 @@ final class SlotPool<Slot: PoolSlot>: @unchecked Sendable {
             let (retire, needed, stopped, backoff) = state.withLock { s -> ([Slot], Int, Bool, Bool) in
                 s.toRetire += s.idle.filter { dead.contains($0.id) }
                 s.idle.removeAll { dead.contains($0.id) }
+                if s.stopped || s.draining {
+                    s.toRetire += s.warming.map(\.slot)
+                    s.warming.removeAll()
+                }
                 let retire = s.toRetire
                 s.toRetire.removeAll()
                 s.retired += retire.count
-                let have = s.idle.count + s.busy.count
-                let needed = s.stopped || s.draining ? 0 : max(0, s.settings.target - have)
-                if needed > 0 { s.starting = 1 }
+                let have = s.idle.count + s.busy.count + s.warming.count
+                let room = max(0, s.settings.maxWarming - s.warming.count)
+                let needed = s.stopped || s.draining ? 0 : min(room, max(0, s.settings.target - have))
+                s.starting = s.warming.count + (needed > 0 ? 1 : 0)
                 return (retire, needed, s.stopped, s.consecutiveFailures > 0)
             }
             for slot in retire { slot.retire() }
@@ -240,7 +261,9 @@ final class SlotPool<Slot: PoolSlot>: @unchecked Sendable {
                 giveBack(job.slot, healthy: job.healthy && clean)
                 state.withLock { $0.cleaning -= 1 }
             }
-            if stopped && state.withLock({ $0.busy.isEmpty && $0.toRetire.isEmpty && $0.toClean.isEmpty }) { break }
+            if stopped && state.withLock({ $0.busy.isEmpty && $0.toRetire.isEmpty && $0.toClean.isEmpty && $0.warming.isEmpty }) {
+                break
+            }
             if needed > 0 {
                 if backoff { Thread.sleep(forTimeInterval: 0.2) }  // a broken setup must not spin the CPU
                 let id = state.withLock { s -> String in
@@ -250,19 +273,27 @@ final class SlotPool<Slot: PoolSlot>: @unchecked Sendable {
                 do {
                     let slot = try start(id)
                     state.withLock { s in
-                        s.starting = 0
-                        s.consecutiveFailures = 0
-                        s.idle.append(slot)
+                        s.starting = s.warming.count
+                        if slot.warmingFD >= 0 {
+                            s.warming.append((slot, ContinuousClock.now))
+                        } else {
+                            s.consecutiveFailures = 0
+                            s.idle.append(slot)
+                        }
                     }
                     announceAvailable()
                 } catch {
                     state.withLock { s in
-                        s.starting = 0
+                        s.starting = s.warming.count
                         s.failedStarts += 1
                         s.consecutiveFailures += 1
                     }
                     onEvent("zygote start failed: \(error)")
                 }
+                continue
+            }
+            if state.withLock({ !$0.warming.isEmpty }) {
+                awaitWarming()  // waits on the warming slots instead of the condition (≤ 5 ms, so nothing else waits long)
                 continue
             }
             wake.lock()
@@ -272,6 +303,30 @@ final class SlotPool<Slot: PoolSlot>: @unchecked Sendable {
             wake.unlock()
         }
         state.withLock { $0.threadRunning = false }
+    }
+
+    /// Waits up to 5 ms for warming slots; those that became ready go idle, those that failed or took too long retire.
+    private func awaitWarming() {
+        let (warming, timeout) = state.withLock { ($0.warming, $0.settings.warmingTimeout) }
+        var fds = warming.map { pollfd(fd: $0.slot.warmingFD, events: Int16(POLLIN), revents: 0) }
+        _ = poll(&fds, nfds_t(fds.count), 5)
+        let now = ContinuousClock.now
+        for (entry, fd) in zip(warming, fds) where fd.revents != 0 || now - entry.since > timeout {
+            let ready = fd.revents != 0 && entry.slot.finishWarming()
+            state.withLock { s in
+                s.warming.removeAll { $0.slot.id == entry.slot.id }
+                s.starting = s.warming.count
+                if ready {
+                    s.consecutiveFailures = 0
+                    s.idle.append(entry.slot)
+                } else {
+                    s.failedStarts += 1
+                    s.consecutiveFailures += 1
+                    s.toRetire.append(entry.slot)
+                }
+            }
+            if !ready { onEvent("slot \(entry.slot.id) did not become ready") }
+        }
     }
 }
 

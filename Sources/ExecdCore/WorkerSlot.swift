@@ -12,17 +12,23 @@ final class WorkerSlot: PoolSlot, @unchecked Sendable {
     let started = ContinuousClock.now
     /// The limits the sandbox was built with; a run whose rlimit-backed or /tmp limits differ runs one-shot.
     let limits: RunLimits
+    /// The limits the worker's cgroup has now (a run with others writes its own before its program arrives).
+    let cgroupLimits: CgroupLimits
     var runsServed = 0
     var lastStatus: Execd_V1_Status = .unspecified
     var lastPeakMemory: UInt64 = 0
     var onRetire: (@Sendable () -> Void)?
+    /// Set once node has started and loaded worker.js.
+    private var warmed = false
 
     var sandboxPID: pid_t { process.pid }
     var zygoteHostID: UInt32 { hostID }
     var runHostID: UInt32 { hostID }
 
-    private init(id: String, hostID: UInt32, process: SandboxProcess, cgroup: any RunCgroup, limits: RunLimits) {
+    private init(id: String, hostID: UInt32, process: SandboxProcess, cgroup: any RunCgroup, limits: RunLimits,
+                 cgroupLimits: CgroupLimits) {
         self.id = id
+        self.cgroupLimits = cgroupLimits
         self.hostID = hostID
         self.process = process
         self.cgroup = cgroup
@@ -36,13 +42,17 @@ final class WorkerSlot: PoolSlot, @unchecked Sendable {
             && run.cpuTime <= limits.cpuTime
     }
 
+    /// Spawns the worker's sandbox; node is still starting when this returns (see `warmingFD`).
     static func start(id: String, hostID: UInt32, config: EngineConfig, seccomp: SeccompProgram,
                       cgroups: any CgroupManager) throws -> WorkerSlot {
         let limits = config.defaults
-        let cgroup = try cgroups.createRunGroup(
-            name: id, limits: CgroupLimits(memoryBytes: config.maxima.memoryBytes, maxProcesses: limits.maxProcesses,
-                                           cpuQuotaMillicores: 1000))
+        // The default run's limits from the start: a run with those needs no cgroup write before its program goes in.
+        let cgroupLimits = CgroupLimits(memoryBytes: limits.memoryBytes, maxProcesses: limits.maxProcesses,
+                                        cpuQuotaMillicores: limits.cpuQuotaMillicores)
+        let cgroup = try cgroups.createRunGroup(name: id, limits: cgroupLimits)
         do {
+            // Node's start-up is work ahead of demand: it must not slow down runs (the run restores the weight).
+            try cgroup.setCPUWeight(.background)
             let profile = config.javascript
             var backstop = limits
             backstop.cpuTime = config.maxima.cpuTime  // RLIMIT_CPU is a backstop; each run's CPU is checked via the cgroup
@@ -56,13 +66,8 @@ final class WorkerSlot: PoolSlot, @unchecked Sendable {
             let process = try SandboxSpawner.spawn(spec, cgroupFD: cgroup.cloneIntoFD) { pid in
                 if cgroup.cloneIntoFD == nil { try cgroup.add(pid: pid) }
             }
-            guard waitForReady(process) else {
-                process.kill()
-                let why = process.drainStderr()
-                process.closeAll()
-                throw ExecdError(.internalError, "worker \(id) did not become ready: \(why)")
-            }
-            return WorkerSlot(id: id, hostID: hostID, process: process, cgroup: cgroup, limits: limits)
+            return WorkerSlot(id: id, hostID: hostID, process: process, cgroup: cgroup, limits: limits,
+                              cgroupLimits: cgroupLimits)
         } catch {
             try? cgroup.killAll()
             try? cgroup.destroy()
@@ -70,12 +75,15 @@ final class WorkerSlot: PoolSlot, @unchecked Sendable {
         }
     }
 
-    /// The worker writes one "R" on fd 3 once node has started and loaded worker.js.
-    private static func waitForReady(_ process: SandboxProcess) -> Bool {
-        var p = pollfd(fd: process.sideFD, events: Int16(POLLIN), revents: 0)
-        guard poll(&p, 1, 10_000) == 1 else { return false }
+    /// Node starts after `start` returns: the pool waits for its "R" on fd 3 (the worker's first write).
+    var warmingFD: Int32 { warmed ? -1 : process.sideFD }
+
+    func finishWarming() -> Bool {
         var byte: UInt8 = 0
-        return read(process.sideFD, &byte, 1) == 1 && byte == UInt8(ascii: "R")
+        guard !warmed, read(process.sideFD, &byte, 1) == 1, byte == UInt8(ascii: "R") else { return false }
+        warmed = true
+        try? process.holdMountNamespace()  // best effort: its teardown then happens in retire(), after the result
+        return true
     }
 
     var isAlive: Bool {
@@ -83,11 +91,16 @@ final class WorkerSlot: PoolSlot, @unchecked Sendable {
         return process.pidfd >= 0 && poll(&p, 1, 0) == 0
     }
 
-    /// Idempotent: the run retires its worker at once, the pool again when it takes it back.
+    /// True once every process of the worker's sandbox is gone (its pid namespace ended with its reaper).
+    var hasEnded: Bool { process.hasEnded }
+
+    /// Idempotent. On the pool's thread once the run's result is out, or by the run itself first if the run could not
+    /// prove its processes gone.
     func retire() {
         process.kill()
         _ = process.reap()
         process.closeAll()
+        process.releaseMountNamespace()  // before the cgroup goes: frees the run's /tmp, charged to it
         try? cgroup.killAll()
         try? cgroup.destroy()
         onRetire?()

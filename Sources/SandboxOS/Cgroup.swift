@@ -54,6 +54,14 @@ public protocol CgroupManager: Sendable {
     func removeStaleGroups() throws -> Int
 }
 
+/// A run cgroup's share of contended CPU, relative to the other sandboxes' groups.
+public enum CgroupCPUWeight: Sendable, Equatable {
+    /// The kernel's default: what a run gets.
+    case normal
+    /// An eighth of a run's: work ahead of demand (a worker starting up) yields to runs, but still progresses.
+    case background
+}
+
 /// One run's leaf cgroup.
 public protocol RunCgroup: Sendable {
     /// The leaf's name, as given to `createRunGroup`.
@@ -67,6 +75,8 @@ public protocol RunCgroup: Sendable {
     func add(pid: pid_t) throws
     /// Rewrites the limits (a pre-started worker's cgroup gets its run's limits just before the run).
     func apply(_ limits: CgroupLimits) throws
+    /// Sets the group's CPU weight against its siblings (v1 `cpu.shares`, v2 `cpu.weight`).
+    func setCPUWeight(_ weight: CgroupCPUWeight) throws
     /// Reads CPU time, peak memory and OOM kills.
     func usage() throws -> CgroupUsage
     /// Sends SIGKILL to every process in the group (v2 `cgroup.kill`; v1 repeated rounds over

@@ -166,6 +166,11 @@ public final class CgroupV1RunGroup: RunCgroup {
         // oom_kill), so there is nothing to reset.
     }
 
+    /// cpu.shares: 1024 (the kernel's default) or 128.
+    public func setCPUWeight(_ weight: CgroupCPUWeight) throws {
+        try CgroupFS.write(directory("cpu") + "/cpu.shares", weight == .normal ? "1024" : "128")
+    }
+
     /// Writes `pid` into cgroup.procs of every hierarchy.
     public func add(pid: pid_t) throws {
         for leaf in leaves {

@@ -137,6 +137,11 @@ public final class CgroupV2RunGroup: RunCgroup {
         try CgroupFS.write(path + "/cpu.max", "\(quota) \(CgroupRules.cpuPeriodMicroseconds)")
     }
 
+    /// cpu.weight: 100 (the kernel's default) or 12.
+    public func setCPUWeight(_ weight: CgroupCPUWeight) throws {
+        try CgroupFS.write(path + "/cpu.weight", weight == .normal ? "100" : "12")
+    }
+
     /// Writes `pid` to the leaf's cgroup.procs (for spawns that don't use CLONE_INTO_CGROUP).
     public func add(pid: pid_t) throws {
         try CgroupFS.write(path + "/cgroup.procs", "\(pid)")

@@ -73,6 +73,8 @@ public final class SandboxProcess: @unchecked Sendable {
     /// The daemon's end of the program's fd 4 (a pre-started worker reads its program there), or -1.
     public private(set) var inputFD: Int32
     private(set) var syncFD: Int32
+    /// An fd of the sandbox's mount namespace while held (see `holdMountNamespace`), or -1.
+    private var mountNamespaceFD: Int32 = -1
     private var reaped = false
     /// Report records read so far (the monitor drains them while the sandbox runs).
     var reports: [UInt8] = []
@@ -99,7 +101,30 @@ public final class SandboxProcess: @unchecked Sendable {
         for fd in [stdinFD, stdoutFD, stderrFD, sideFD, reportFD] where fd >= 0 { _ = execd_set_nonblocking(fd) }
     }
 
-    deinit { closeAll() }
+    deinit {
+        closeAll()
+        releaseMountNamespace()
+    }
+
+    /// True once the reaper has been reaped: the sandbox's pid namespace, and with it every process of the sandbox,
+    /// is gone.
+    public var hasEnded: Bool { reaped }
+
+    /// Keeps the sandbox's mount namespace alive past the sandbox's end, until `releaseMountNamespace()`. The last
+    /// process to leave a mount namespace tears it down in its exit, and that waits for an RCU grace period
+    /// (≈ 1–2 ms here): holding it moves that wait from the reaper's exit, which ends the run, to the release.
+    public func holdMountNamespace() throws {
+        guard mountNamespaceFD < 0, !reaped else { return }
+        let path = "/proc/\(pid)/ns/mnt"
+        let fd = retryingEINTR { open(path, O_RDONLY | O_CLOEXEC) }
+        guard fd >= 0 else { throw SystemError("open", path: path) }
+        mountNamespaceFD = fd
+    }
+
+    /// Lets the mount namespace go (its mounts, the run's /tmp among them, are freed now if nothing else holds it).
+    public func releaseMountNamespace() {
+        if mountNamespaceFD >= 0 { close(mountNamespaceFD); mountNamespaceFD = -1 }
+    }
 
     /// SIGKILL to the reaper: the kernel then kills every process of the sandbox's pid namespace.
     public func kill() {
@@ -125,7 +150,8 @@ public final class SandboxProcess: @unchecked Sendable {
     public func closeInput() { closeFD(&inputFD) }
     func closeSync() { closeFD(&syncFD) }
 
-    /// Closes every fd; kills and reaps the sandbox first if that has not happened (no zombie is ever left).
+    /// Closes every fd; kills and reaps the sandbox first if that has not happened (no zombie is ever left). A held
+    /// mount namespace stays held.
     public func closeAll() {
         if !reaped && pidfd >= 0 {
             kill()

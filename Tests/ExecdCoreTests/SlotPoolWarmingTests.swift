@@ -1,0 +1,110 @@
+import ExecProtocol
+import Foundation
+import Glibc
+import Synchronization
+import Testing
+
+@testable import ExecdCore
+
+/// SlotPool with fake slots that warm up after `start` returns (as JavaScript workers do): several warm at once,
+/// a slot is handed out only once ready, and one that fails or hangs while warming is retired, never handed out.
+@Suite(.serialized)
+struct SlotPoolWarmingTests {
+    /// A slot whose warm-up ends when the test writes "R" into its pipe (or fails when the pipe closes).
+    final class FakeSlot: PoolSlot, @unchecked Sendable {
+        let id: String
+        let started = ContinuousClock.now
+        var sandboxPID: pid_t { 0 }
+        var zygoteHostID: UInt32 { 0 }
+        var runHostID: UInt32 { 0 }
+        var runsServed = 0
+        var lastStatus: Execd_V1_Status = .unspecified
+        var lastPeakMemory: UInt64 = 0
+        var isAlive: Bool { true }
+        let pipe: (read: Int32, write: Int32)
+        private let state = Mutex((warmed: false, retired: false))
+
+        init(id: String) {
+            self.id = id
+            var fds: [Int32] = [-1, -1]
+            _ = Glibc.pipe(&fds)
+            pipe = (fds[0], fds[1])
+        }
+
+        var warmingFD: Int32 { state.withLock { $0.warmed || $0.retired } ? -1 : pipe.read }
+        var retired: Bool { state.withLock { $0.retired } }
+
+        func finishWarming() -> Bool {
+            var byte: UInt8 = 0
+            guard read(pipe.read, &byte, 1) == 1, byte == UInt8(ascii: "R") else { return false }
+            state.withLock { $0.warmed = true }
+            return true
+        }
+
+        func becomeReady() { _ = write(pipe.write, "R", 1) }
+        func failWarming() { close(pipe.write) }
+
+        func retire() {
+            state.withLock { $0.retired = true }
+        }
+    }
+
+    final class Started: @unchecked Sendable {
+        let slots = Mutex<[FakeSlot]>([])
+    }
+
+    func waitUntil(_ condition: () -> Bool) async throws {
+        for _ in 0..<400 where !condition() { try await Task.sleep(for: .milliseconds(5)) }
+    }
+
+    @Test func slotsWarmInParallelAndOnlyReadyOnesAreHandedOut() async throws {
+        let started = Started()
+        let pool = SlotPool<FakeSlot>(
+            name: "fake", settings: .init(target: 3, maxRunsPerSlot: 1, maxWarming: 2),
+            start: { id in
+                let slot = FakeSlot(id: id)
+                started.slots.withLock { $0.append(slot) }
+                return slot
+            }, onEvent: { _ in })
+        defer { pool.shutdown() }
+        try await waitUntil { started.slots.withLock { $0.count } == 2 }
+        try await Task.sleep(for: .milliseconds(30))
+        #expect(started.slots.withLock { $0.count } == 2, "at most maxWarming slots warm at once")
+        #expect(pool.take() == nil, "a warming slot is not handed out")
+        #expect(pool.snapshot.starting == 2)
+
+        let (first, second) = started.slots.withLock { ($0[0], $0[1]) }
+        first.becomeReady()
+        try await waitUntil { pool.snapshot.idle == 1 }
+        #expect(pool.snapshot.idle == 1)
+        second.failWarming()
+        try await waitUntil { second.retired }
+        #expect(second.retired && pool.snapshot.failedStarts == 1, "a failed warm-up is retired and counted")
+
+        let taken = pool.take()
+        #expect(taken === first)
+        // The pool keeps starting until three are ready or busy.
+        try await waitUntil { started.slots.withLock { $0.count } >= 4 }
+        for slot in started.slots.withLock({ $0.dropFirst(2) }) { slot.becomeReady() }
+        try await waitUntil { pool.snapshot.idle + pool.snapshot.busy == 3 }
+        #expect(pool.snapshot.idle == 2 && pool.snapshot.busy == 1)
+        if let taken { pool.giveBack(taken, healthy: false) }
+    }
+
+    @Test func aSlotThatNeverWarmsUpIsRetired() async throws {
+        let started = Started()
+        var settings = SlotPool<FakeSlot>.Settings(target: 1, maxRunsPerSlot: 1, maxWarming: 1)
+        settings.warmingTimeout = .milliseconds(100)
+        let pool = SlotPool<FakeSlot>(
+            name: "fake", settings: settings,
+            start: { id in
+                let slot = FakeSlot(id: id)
+                started.slots.withLock { $0.append(slot) }
+                return slot
+            }, onEvent: { _ in })
+        defer { pool.shutdown() }
+        try await waitUntil { started.slots.withLock { $0.first?.retired ?? false } }
+        #expect(started.slots.withLock { $0.first?.retired ?? false }, "a hung warm-up is retired after the timeout")
+        #expect(pool.snapshot.failedStarts >= 1 && pool.take() == nil)
+    }
+}
