@@ -242,6 +242,10 @@ final class SlotPool<Slot: PoolSlot>: @unchecked Sendable {
             let (retire, needed, stopped, backoff) = state.withLock { s -> ([Slot], Int, Bool, Bool) in
                 s.toRetire += s.idle.filter { dead.contains($0.id) }
                 s.idle.removeAll { dead.contains($0.id) }
+                // Above target (a slot that finished starting after a resize down): the surplus idle slots go.
+                while s.idle.count + s.busy.count + s.warming.count > s.settings.target, let slot = s.idle.popLast() {
+                    s.toRetire.append(slot)
+                }
                 if s.stopped || s.draining {
                     s.toRetire += s.warming.map(\.slot)
                     s.warming.removeAll()

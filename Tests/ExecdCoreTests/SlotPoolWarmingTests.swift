@@ -107,4 +107,26 @@ struct SlotPoolWarmingTests {
         #expect(started.slots.withLock { $0.first?.retired ?? false }, "a hung warm-up is retired after the timeout")
         #expect(pool.snapshot.failedStarts >= 1 && pool.take() == nil)
     }
+
+    /// A resize down while slots are still starting: once they are ready, the surplus goes at once (not at the
+    /// pool's next idle tick), so the pool is at its target as soon as it says so.
+    @Test func slotsThatFinishStartingAboveTargetAreRetired() async throws {
+        let started = Started()
+        let pool = SlotPool<FakeSlot>(
+            name: "fake", settings: .init(target: 2, maxWarming: 2),
+            start: { id in
+                let slot = FakeSlot(id: id)
+                started.slots.withLock { $0.append(slot) }
+                return slot
+            }, onEvent: { _ in })
+        defer { pool.shutdown() }
+        try await waitUntil { started.slots.withLock { $0.count } == 2 }
+        pool.resize(1)
+        for slot in started.slots.withLock({ $0 }) { slot.becomeReady() }
+        let clock = ContinuousClock(), since = clock.now
+        try await waitUntil { pool.snapshot.idle == 1 && started.slots.withLock { $0.filter(\.retired).count } == 1 }
+        #expect(pool.snapshot.idle == 1 && pool.snapshot.target == 1)
+        #expect(started.slots.withLock { $0.filter(\.retired).count } == 1)
+        #expect(clock.now - since < .milliseconds(500), "retired within the pool's loop, not its idle tick")
+    }
 }
