@@ -82,6 +82,11 @@ public protocol RunCgroup: Sendable {
     /// Sends SIGKILL to every process in the group (v2 `cgroup.kill`; v1 repeated rounds over
     /// `cgroup.procs`, bounded). Does not wait for them to exit; `destroy()` does.
     func killAll() throws
+    /// One SIGKILL to every process in the group, without waiting or retrying (v2 `cgroup.kill`, which is atomic;
+    /// v1 one round over `cgroup.procs`, which a process forking at that moment can outrun): for a run that ended
+    /// while its last process is still exiting. `killAll()` or `recycle()` must still follow before the group is used
+    /// again.
+    func signalAll() throws
     /// Kills everything in the group and waits (bounded) until it is empty, then makes the group ready for another
     /// run: the peak-memory counter starts again. Returns false where the kernel cannot reset it (cgroup v2's
     /// memory.peak), so the caller uses a fresh group instead. CPU time and OOM kills keep counting: callers
@@ -185,10 +190,24 @@ enum CgroupRules {
     static func waitUntilEmpty(_ isEmpty: () throws -> Bool) throws -> Bool {
         let clock = ContinuousClock()
         let deadline = clock.now + emptyTimeout
+        var backoff = Backoff(cap: pollInterval)
         while true {
             if try isEmpty() { return true }
             if clock.now >= deadline { return false }
-            CgroupFS.nap(pollInterval)
+            backoff.nap()
+        }
+    }
+
+    /// Naps that start short and double up to `cap`: a process that is already exiting is gone within a fraction
+    /// of a millisecond (a run that ended on its own word, with its last process still exiting, is the common case),
+    /// and a group that takes longer is polled no more often than before.
+    struct Backoff {
+        let cap: Duration
+        var next: Duration = .microseconds(50)
+
+        mutating func nap() {
+            CgroupFS.nap(next)
+            next = min(next * 2, cap)
         }
     }
 }

@@ -202,6 +202,11 @@ public final class CgroupV1RunGroup: RunCgroup {
         try Self.killRounds(procsFiles: leaves.map { $0.basePath + "/cgroup.procs" })
     }
 
+    public func signalAll() throws {
+        // Every process of the run is in each hierarchy's leaf: one hierarchy's list is all of them.
+        if let leaf = leaves.first { try Self.killOnce(procsFile: leaf.basePath + "/cgroup.procs") }
+    }
+
     /// True when no task is left: pids.current (which counts a task until it is reaped) is 0, or, without a pids
     /// hierarchy, every cgroup.procs reads empty.
     func isEmpty() throws -> Bool {
@@ -237,12 +242,17 @@ public final class CgroupV1RunGroup: RunCgroup {
     /// forks between our read and our kill shows up in the next round; pids.max bounds each round.
     /// Missing files (group already gone) count as empty. Returns without error if rounds run out:
     /// `destroy()` then reports the leftovers.
+    static func killOnce(procsFile: String) throws {
+        for pid in try readPids(procsFile) { try CgroupFS.kill(pid, SIGKILL) }
+    }
+
     static func killRounds(procsFiles: [String]) throws {
+        var backoff = CgroupRules.Backoff(cap: .milliseconds(1))
         for _ in 0..<CgroupRules.killRounds {
             let pids = try procsFiles.flatMap(readPids)
             if pids.isEmpty { return }
             for pid in pids { try CgroupFS.kill(pid, SIGKILL) }
-            CgroupFS.nap(.milliseconds(1))
+            backoff.nap()
         }
     }
 

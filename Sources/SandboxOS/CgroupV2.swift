@@ -175,6 +175,14 @@ public final class CgroupV2RunGroup: RunCgroup {
         try Self.kill(path)
     }
 
+    public func signalAll() throws {
+        do {
+            try CgroupFS.write(path + "/cgroup.kill", "1")
+        } catch CgroupError.system(_, _, ENOENT) {
+            try CgroupV1RunGroup.killOnce(procsFile: path + "/cgroup.procs")
+        }
+    }
+
     /// Closes the fd, waits for `populated 0` in cgroup.events, removes the leaf.
     public func destroy() throws {
         try state.withLock { state in
