@@ -1,4 +1,4 @@
-// swift-tools-version:6.0
+// swift-tools-version:6.1
 import PackageDescription
 
 let package = Package(
@@ -61,8 +61,13 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
-            resources: [.copy("Zygote")]
+            exclude: ["Native"],
+            resources: [.copy("Zygote")],
+            plugins: ["ZygoteLibrary"]
         ),
+        // Builds Sources/ExecdCore/Native (the Python zygote's loop and its children's setup, in C) into a shared
+        // object that only needs libc, among ExecdCore's resources: zygote.py loads it inside the sandbox.
+        .plugin(name: "ZygoteLibrary", capability: .buildTool()),
 
         .executableTarget(
             name: "execd",

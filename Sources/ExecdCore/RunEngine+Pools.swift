@@ -40,8 +40,10 @@ extension RunEngine {
         let cgroups = self.cgroups
         let defaults = CgroupLimits(memoryBytes: config.defaults.memoryBytes, maxProcesses: config.defaults.maxProcesses,
                                     cpuQuotaMillicores: config.defaults.cpuQuotaMillicores)
-        func cleanup(adopt: Bool) -> @Sendable () -> Bool {
+        func cleanup(adopt: Bool, childExiting: Bool = false) -> @Sendable () -> Bool {
             {
+                // A run that ended on its child's DONE was answered while the child was still exiting.
+                if childExiting && !slot.awaitChildExit(timeout: .seconds(2)) { return false }
                 guard slot.recycleGroup(cgroup, limits: defaults, cgroups: cgroups, applied: wanted) else { return false }
                 return !adopt || (try? slot.adoptWarmChild(timeout: .seconds(5))) != nil
             }
@@ -51,7 +53,7 @@ extension RunEngine {
         do {
             let payload = ZygoteSlot.zygoteRequest(files: files, args: request.args, rlimits: Self.rlimits(limits), side: side != nil)
             run = try ZygoteRun.start(control: slot.control, child: child, payload: payload, sideChannel: side != nil,
-                                      killGroup: { try? cgroup.killAll() })
+                                      killGroup: { try? cgroup.killAll() }, signalGroup: { try? cgroup.signalAll() })
         } catch {
             pool.giveBack(slot, healthy: false, cleanup: cleanup(adopt: false))
             return nil
@@ -62,7 +64,7 @@ extension RunEngine {
         slot.lastStatus = result.status
         slot.lastPeakMemory = result.memoryPeakBytes
         let healthy = !run.zygoteBroken && result.status != .internalError && slot.isAlive
-        pool.giveBack(slot, healthy: healthy, cleanup: cleanup(adopt: healthy))
+        pool.giveBack(slot, healthy: healthy, cleanup: cleanup(adopt: healthy, childExiting: run.endedEarly))
         return result
     }
 

@@ -58,22 +58,35 @@ final class ZygoteSlot: PoolSlot, @unchecked Sendable {
         return true
     }
 
+    /// After a run that ended on its child's `DONE`: waits (bounded) for the zygote's `EXIT` of that child, so that
+    /// the run's cgroup is empty, or nearly, by the time it is recycled (a wait in poll, not a polling loop). False
+    /// when the zygote said anything else or nothing: the slot is then not to be trusted.
+    func awaitChildExit(timeout: Duration) -> Bool {
+        guard let message = try? control.receive(timeout: timeout) else { return false }
+        for fd in message.fds { close(fd) }
+        return message.fds.isEmpty && message.message.starts(with: Array("EXIT ".utf8))
+    }
+
     /// Takes the zygote's next warm child (waiting for it up to `timeout`) and places it in `nextGroup`, so the run
     /// that gets it only has to send its request. Off the request path, on the pool's thread.
     func adoptWarmChild(timeout: Duration = .seconds(10)) throws {
         guard warm == nil else { return }
         guard let group = nextGroup else { throw ExecdError(.internalError, "slot \(id) has no cgroup for its next run") }
         var message: (message: [UInt8], fds: [Int32])?
-        var exits = 0
+        var stale = 0
+        func isStale(_ message: (message: [UInt8], fds: [Int32])?) -> Bool {
+            guard let message, message.fds.isEmpty else { return false }
+            return message.message.starts(with: Array("EXIT ".utf8)) || message.message.starts(with: Array("ERR ".utf8))
+        }
         repeat {
-            // The previous child's EXIT is normally consumed by its run; one left over (a run that ended without
-            // reading it, a warm child that died before announcing itself) comes first. Not without bound: a zygote
-            // whose children keep dying is broken.
+            // The previous child's EXIT is consumed by its run unless the run ended first (on the child's DONE, or
+            // killed); what is left over (that EXIT, a warm child's ERR and EXIT if it died before announcing
+            // itself) comes first. Not without bound: a zygote whose children keep dying is broken.
             do { message = try control.receive(timeout: timeout) } catch {
                 throw ExecdError(.internalError, "zygote \(id) did not fork a warm child (\(error)): \(process.drainStderr())")
             }
-            exits += 1
-        } while exits <= 3 && message?.message.starts(with: Array("EXIT ".utf8)) == true && message?.fds.isEmpty == true
+            stale += 1
+        } while stale <= 4 && isStale(message)
         guard let message else { throw ExecdError(.internalError, "zygote \(id) closed its control socket: \(process.drainStderr())") }
         guard message.message == Array("WARM".utf8), message.fds.count == 2 else {
             for fd in message.fds { close(fd) }
@@ -118,6 +131,7 @@ final class ZygoteSlot: PoolSlot, @unchecked Sendable {
             var spec = SandboxSpec(
                 rootDirectory: config.rootDirectory, mounts: config.mounts,
                 files: [SandboxFile(path: "/tmp/zygote.py", contents: try zygoteSource()),
+                        SandboxFile(path: "/tmp/zygote.so", contents: try zygoteLibrary()),
                         SandboxFile(path: "/tmp/seccomp.bpf", contents: seccomp.child.bytes)],
                 tmpfsBytes: 1 << 20, tmpfsInodes: 64, executable: profile.executable,
                 arguments: profile.arguments + ["/tmp/zygote.py", defaultTmpfs(config)], environment: profile.environment,
@@ -181,6 +195,7 @@ final class ZygoteSlot: PoolSlot, @unchecked Sendable {
     }
 
     static func zygoteSource() throws -> [UInt8] { try SandboxResources.load("zygote.py") }
+    static func zygoteLibrary() throws -> [UInt8] { try SandboxResources.load("libexecd-zygote.so", subdirectory: nil) }
 
     /// The payload a JavaScript worker reads for its run (worker.js): a JSON header line, then the files' bytes back
     /// to back. Written by hand: it is on every run's path, and Foundation's JSONSerialization cost more than the

@@ -37,6 +37,9 @@ public protocol MonitoredProcess: AnyObject {
     func closeSide()
     /// Drains `statusFD`; false at EOF (and closes it).
     func readStatus() -> Bool
+    /// The process said it ended (on `statusFD`) and everything of it that could still write has been killed: the
+    /// run is over without waiting for `exitFD`.
+    var endedEarly: Bool { get }
     /// Called when `exitFD` is readable; true once the process has ended.
     func handleExit() -> Bool
     /// Kills the program and everything it started.
@@ -151,6 +154,10 @@ public struct RunMonitor {
                     if !readChunk(entry.fd, { side?.consume($0) }) { process.closeSide() }
                 case process.statusFD:
                     _ = process.readStatus()
+                    if !exited && process.endedEarly {
+                        exited = true
+                        outcome.wallTime = clock.now - start
+                    }
                 case process.exitFD where !exited:
                     if process.handleExit() {
                         exited = true
@@ -214,6 +221,7 @@ extension Duration {
 
 extension SandboxProcess: MonitoredProcess {
     public var exitFD: Int32 { pidfd }
+    public var endedEarly: Bool { false }
     public var statusFD: Int32 { reportFD }
 
     public func readStatus() -> Bool {

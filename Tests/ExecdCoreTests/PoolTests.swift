@@ -178,6 +178,46 @@ extension EndToEnd {
             try await admin(d, .resize(Execd_V1_Resize.with { $0.language = .python; $0.target = 4 }))
         }
 
+        /// The child's link to execd (where it says DONE before it exits) stays open under user code, at the top of
+        /// the run's fds: what user code writes there can end its own run and nothing else. Junk and a forged setup
+        /// failure are ignored; a DONE sent early ends the run at once, with whatever it had left running killed.
+        @Test func userCodeOnTheLinkCanOnlyEndItsOwnRun() async throws {
+            let d = try await daemon()
+            try await admin(d, .resize(Execd_V1_Resize.with { $0.language = .python; $0.target = 1 }))
+            let slot = try await waitForFullPool(d, .python, target: 1).slots.first?.id
+            let junk = try await d.run(.python, """
+                import os
+                print(sorted(int(fd) for fd in os.listdir("/proc/self/fd"))[-1])
+                for message in (b"ERR mount /tmp 1", b"EXIT 0", b"DONE x", b"\\0" * 100):
+                    os.write(255, message)
+                print("still running")
+                raise SystemExit(3)
+                """)
+            #expect(junk.status == .runtimeError && junk.exitCode == 3, "\(junk.status) \(junk.err) \(junk.internalError)")
+            #expect(junk.out == "255\nstill running\n", "the link sits at the top of the default 256 fds: \(junk.out)")
+            let early = try await d.run(.python, """
+                import os, subprocess, time
+                subprocess.Popen(["/usr/bin/sleep", "60"])
+                print("before", flush=True)
+                os.write(255, b"DONE 0")
+                time.sleep(10)
+                print("after", flush=True)
+                """)
+            #expect(early.status == .ok && early.out == "before\n", "\(early.status) \(early.out)\(early.err)")
+            #expect(early.wallTimeUs < 5_000_000, "DONE ends the run: \(early.wallTimeUs) µs")
+            let probe = try await d.run(.python, """
+                import os
+                print(sorted(p for p in os.listdir("/proc") if p.isdigit() and p != str(os.getpid())))
+                """)
+            #expect(probe.out == "['1', '2']\n", "nothing of the earlier runs survives: \(probe.out)\(probe.err)")
+            // A limit of open files too small to spare one for the link: the run ends on the zygote's report instead.
+            let few = try await d.run(.python, "import sys\nprint('few fds')\nsys.exit(5)") { $0.openFiles = 4 }
+            #expect(few.status == .runtimeError && few.exitCode == 5 && few.out == "few fds\n", "\(few.err) \(few.internalError)")
+            let after = try await waitForFullPool(d, .python, target: 1)
+            #expect(after.slots.first?.id == slot, "none of this costs the slot")
+            try await admin(d, .resize(Execd_V1_Resize.with { $0.language = .python; $0.target = 4 }))
+        }
+
         @Test func aCrashedZygoteIsReplaced() async throws {
             let d = try await daemon()
             let before = try await waitForFullPool(d, .python)

@@ -1,0 +1,336 @@
+// The native half of execd's Python zygote: see include/execd_zygote.h for what it is for and zygote.py for the
+// protocol it speaks. Runs as root of a slot's user namespace; the child half ends as an unprivileged uid.
+#define _GNU_SOURCE
+#include "execd_zygote.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <grp.h>
+#include <limits.h>
+
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+#ifndef SYS_close_range
+#define SYS_close_range 436
+#endif
+
+enum {
+    INLINE_MAX = 64 * 1024,  // execd sends larger requests in a memfd
+    MAX_FDS = 6,             // stdin, stdout, stderr, side channel, memfd, and one too many to notice
+    MAX_RLIMITS = 64,
+    MAX_PATH = 4096,
+};
+
+// NOROOT, NOROOT_LOCKED, NO_SETUID_FIXUP_LOCKED (fixup stays on: the uid change clears the capabilities),
+// KEEP_CAPS_LOCKED, NO_CAP_AMBIENT_RAISE, NO_CAP_AMBIENT_RAISE_LOCKED
+#define SECUREBITS ((1 << 0) | (1 << 1) | (1 << 3) | (1 << 5) | (1 << 6) | (1 << 7))
+
+static const struct execd_zygote_config *config;
+static int link_fd = -1;             // the warm child's end of its link to execd
+static int control_fd = -1;          // the warm child's copy of the zygote's control socket (moved off fd 3)
+static const char *failed_stage;     // a warm-up step that failed, reported with the request
+static int failed_errno;
+static char buffer[INLINE_MAX + 1];  // the request: untouched (so not even resident) in the zygote
+
+/// Sends `ERR <stage> <errno>` on the control socket and ends the child: nothing of the run has started. (Not on the
+/// link, which user code holds: a report there could be forged.)
+static _Noreturn void report(const char *stage, int err) {
+    char message[160];
+    int length = snprintf(message, sizeof message, "ERR %s %d", stage, err);
+    if (length > (int)sizeof message - 1) length = (int)sizeof message - 1;
+    (void)send(control_fd, message, (size_t)length, MSG_NOSIGNAL);
+    _exit(127);
+}
+
+/// The warm child's first act: hands execd its pidfd and execd's end of a new link, on the zygote's control socket.
+/// The child keeps that socket until user code's turn, to report a failed setup on it (a channel user code never
+/// holds: see `execd_zygote_receive`).
+static void announce(void) {
+    int pair[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) _exit(127);
+    int pidfd = (int)syscall(SYS_pidfd_open, getpid(), 0);
+    if (pidfd < 0) _exit(127);
+    int fds[2] = {pidfd, pair[0]};
+    union {
+        struct cmsghdr header;
+        char space[CMSG_SPACE(sizeof fds)];
+    } control;
+    memset(&control, 0, sizeof control);
+    struct iovec iov = {.iov_base = "WARM", .iov_len = 4};
+    struct msghdr message = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.space, .msg_controllen = sizeof control.space,
+    };
+    struct cmsghdr *cmsg = CMSG_FIRSTHDR(&message);
+    cmsg->cmsg_level = SOL_SOCKET;
+    cmsg->cmsg_type = SCM_RIGHTS;
+    cmsg->cmsg_len = CMSG_LEN(sizeof fds);
+    memcpy(CMSG_DATA(cmsg), fds, sizeof fds);
+    if (sendmsg(config->control_fd, &message, MSG_NOSIGNAL) < 0) _exit(127);
+    close(pidfd);
+    close(pair[0]);
+    link_fd = pair[1];
+    // Off fd 3, which the side channel may take.
+    control_fd = fcntl(config->control_fd, F_DUPFD_CLOEXEC, 10);
+    if (control_fd < 0) _exit(127);
+    close(config->control_fd);
+}
+
+#define STEP(stage, call)              \
+    do {                               \
+        if ((call) != 0) {             \
+            failed_stage = (stage);    \
+            failed_errno = errno;      \
+            return -1;                 \
+        }                              \
+    } while (0)
+
+/// Everything that does not depend on the request. System V IPC objects outlive processes, so each run gets its own
+/// IPC namespace; the zygote's /tmp (zygote.py and the filter) is not the run's, so each run gets a fresh tmpfs. The
+/// filter stacks on the zygote's: together they are the policy one-shot sandboxes get.
+static int warm_up(void) {
+    STEP("death signal", prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0));
+    STEP("mount and IPC namespaces", unshare(CLONE_NEWNS | CLONE_NEWIPC));
+    STEP("unmount the zygote's /tmp", umount2("/tmp", MNT_DETACH));
+    STEP("mount /tmp", mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, config->tmpfs_data));
+    STEP("securebits", prctl(PR_SET_SECUREBITS, SECUREBITS, 0, 0, 0));
+    for (int cap = 0; cap < 64; cap++) {
+        int present = prctl(PR_CAPBSET_READ, cap, 0, 0, 0);
+        if (present < 0) break;  // past the kernel's last capability
+        if (present == 1) STEP("bounding set", prctl(PR_CAPBSET_DROP, cap, 0, 0, 0));
+    }
+    STEP("ambient set", prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0));
+    STEP("no_new_privs", prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0));
+    struct sock_fprog program = {
+        .len = (unsigned short)config->seccomp_length, .filter = (struct sock_filter *)config->seccomp_filter,
+    };
+    STEP("seccomp", prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &program, 0, 0));
+    return 0;
+}
+
+/// The request's numbers line, one number at a time.
+struct numbers {
+    const char *at, *end;
+    int bad;
+};
+
+static uint64_t next_number(struct numbers *n) {
+    while (n->at < n->end && *n->at == ' ') n->at++;
+    if (n->at == n->end || *n->at < '0' || *n->at > '9') {
+        n->bad = 1;
+        return 0;
+    }
+    uint64_t value = 0;
+    while (n->at < n->end && *n->at >= '0' && *n->at <= '9') {
+        uint64_t digit = (uint64_t)(*n->at++ - '0');
+        if (value > (UINT64_MAX - digit) / 10) n->bad = 1;
+        value = value * 10 + digit;
+    }
+    return value;
+}
+
+/// `mkdir -p` of the directories above `path` (a NUL-terminated copy we may write to).
+static int make_parents(char *path) {
+    for (char *slash = strchr(path + 1, '/'); slash != NULL; slash = strchr(slash + 1, '/')) {
+        *slash = '\0';
+        int rc = mkdir(path, 0777);
+        *slash = '/';
+        if (rc != 0 && errno != EEXIST) return -1;
+    }
+    return 0;
+}
+
+static void write_file(const char *path_bytes, uint64_t path_length, uint32_t mode, const char *data, uint64_t length) {
+    char path[MAX_PATH];
+    if (path_length == 0 || path_length >= sizeof path || memchr(path_bytes, '\0', path_length) != NULL) {
+        report("request", EINVAL);
+    }
+    memcpy(path, path_bytes, path_length);
+    path[path_length] = '\0';
+    if (make_parents(path) != 0) report("mkdir", errno);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+    if (fd < 0) report("create file", errno);
+    while (length > 0) {
+        ssize_t written = write(fd, data, length > (1u << 30) ? (1u << 30) : (size_t)length);
+        if (written < 0) {
+            if (errno == EINTR) continue;
+            report("write file", errno);
+        }
+        data += written;
+        length -= (uint64_t)written;
+    }
+    close(fd);
+}
+
+/// In a warm child: waits for the request on its link, then drops to the run's uid, writes the files, sets the
+/// rlimits and the death signal, installs the pipes as fds 0-2 (and the side channel as 3), moves the link to
+/// `done_fd`, closes every other fd and enters /tmp. On any failure (or a failed warm-up) reports
+/// `ERR <stage> <errno>` on the control socket and exits 127; exits 0, silently, if execd closed the link (the slot
+/// is being retired).
+static int receive(struct execd_zygote_request *request) {
+    struct iovec iov = {.iov_base = buffer, .iov_len = sizeof buffer};
+    union {
+        struct cmsghdr header;
+        char space[CMSG_SPACE(MAX_FDS * sizeof(int))];
+    } control;
+    struct msghdr message = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.space, .msg_controllen = sizeof control.space,
+    };
+    ssize_t size;
+    do size = recvmsg(link_fd, &message, 0);
+    while (size < 0 && errno == EINTR);
+    if (size < 0) _exit(0);
+    int fds[MAX_FDS];
+    int fd_count = 0;
+    for (struct cmsghdr *cmsg = CMSG_FIRSTHDR(&message); cmsg != NULL; cmsg = CMSG_NXTHDR(&message, cmsg)) {
+        if (cmsg->cmsg_level != SOL_SOCKET || cmsg->cmsg_type != SCM_RIGHTS) continue;
+        size_t count = (cmsg->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < count && fd_count < MAX_FDS; i++) {
+            memcpy(&fds[fd_count++], CMSG_DATA(cmsg) + i * sizeof(int), sizeof(int));
+        }
+    }
+    if (size == 0) _exit(0);  // the slot is being retired
+    // A failed warm-up is reported only now: it must end a run, not go unnoticed.
+    if (failed_stage != NULL) report(failed_stage, failed_errno);
+    if ((message.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || fd_count < 3) report("request", 0);
+
+    const char *data = buffer + 1;
+    uint64_t length = (uint64_t)size - 1;
+    if (buffer[0] == 'M') {
+        int memfd = fds[--fd_count];
+        struct stat st;
+        if (fd_count < 3 || fstat(memfd, &st) != 0 || st.st_size <= 0) report("request", errno);
+        void *mapped = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, memfd, 0);
+        if (mapped == MAP_FAILED) report("request", errno);
+        close(memfd);
+        data = mapped;
+        length = (uint64_t)st.st_size;
+    } else if (buffer[0] != 'I') {
+        report("request", 0);
+    }
+
+    // The numbers line, then the bytes it measures: see zygote.py's REQUEST FORMAT.
+    const char *newline = memchr(data, '\n', length);
+    if (newline == NULL) report("request", 0);
+    struct numbers n = {.at = data, .end = newline, .bad = 0};
+    const char *blob = newline + 1;
+    uint64_t blob_length = length - (uint64_t)(blob - data);
+    uint64_t offset = 0;
+
+    int side = next_number(&n) == 1;
+    uint64_t arg_count = next_number(&n);
+    if (arg_count > (uint64_t)(newline - data)) report("request", 0);  // each length takes two characters
+    uint64_t *arg_lengths = malloc((arg_count ? arg_count : 1) * sizeof(uint64_t));
+    if (arg_lengths == NULL) report("request", ENOMEM);
+    for (uint64_t i = 0; i < arg_count; i++) {
+        arg_lengths[i] = next_number(&n);
+        if (arg_lengths[i] > blob_length - offset) report("request", 0);
+        offset += arg_lengths[i];
+    }
+    uint64_t rlimit_count = next_number(&n);
+    if (rlimit_count > MAX_RLIMITS) report("request", 0);
+    struct { int resource; struct rlimit limit; } rlimits[MAX_RLIMITS];
+    struct rlimit open_files;
+    if (getrlimit(RLIMIT_NOFILE, &open_files) != 0) report("rlimit", errno);
+    for (uint64_t i = 0; i < rlimit_count; i++) {
+        rlimits[i].resource = (int)next_number(&n);
+        rlimits[i].limit.rlim_cur = next_number(&n);
+        rlimits[i].limit.rlim_max = next_number(&n);
+        if (rlimits[i].resource == RLIMIT_NOFILE) open_files = rlimits[i].limit;
+    }
+    uint64_t file_count = next_number(&n);
+    if (n.bad || file_count == 0 || file_count > (uint64_t)(newline - data)) report("request", 0);
+
+    // As the run's uid from here on, so the program owns its files as in a one-shot sandbox: the uid change clears
+    // the permitted and effective sets, and with them every privilege left.
+    if (setgroups(0, NULL) != 0) report("setgroups", errno);
+    if (setresgid(config->run_id, config->run_id, config->run_id) != 0) report("setresgid", errno);
+    if (setresuid(config->run_id, config->run_id, config->run_id) != 0) report("setresuid", errno);
+    for (uint64_t i = 0; i < file_count; i++) {
+        uint32_t mode = (uint32_t)next_number(&n);
+        uint64_t path_length = next_number(&n);
+        uint64_t content_length = next_number(&n);
+        if (n.bad || path_length > blob_length - offset || content_length > blob_length - offset - path_length) {
+            report("request", 0);
+        }
+        const char *path = blob + offset;
+        const char *content = path + path_length;
+        offset += path_length + content_length;
+        write_file(path, path_length, mode & 07777, content, content_length);
+        if (i == 0) {
+            request->program = content;
+            request->program_length = content_length;
+        }
+    }
+    for (uint64_t i = 0; i < rlimit_count; i++) {
+        if (setrlimit(rlimits[i].resource, &rlimits[i].limit) != 0) report("rlimit", errno);
+    }
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) report("death signal", errno);  // the uid change cleared it
+
+    for (int target = 0; target < 3 + side; target++) {
+        if (target >= fd_count || dup2(fds[target], target) < 0) report("stdio", errno);
+    }
+    // The link moves to the highest fd the run may have (close-on-exec), out of the way of the program's own: the
+    // child says on it when the program is done (`DONE <status>`, after closing its stdio), which ends the run before
+    // the kernel has torn the child down. User code can write there too, but only about its own run: execd then
+    // ends it (killing whatever is left) and ignores anything but that one message.
+    // (With a limit of open files too small to spare one, the link is closed and the run ends on the zygote's EXIT.)
+    int first = 3 + side;
+    int done_fd = open_files.rlim_cur > 1024 ? 1023 : (int)open_files.rlim_cur - 1;
+    if (done_fd <= first) {
+        done_fd = -1;
+    } else if (done_fd != link_fd && dup3(link_fd, done_fd, O_CLOEXEC) < 0) {
+        report("link", errno);
+    }
+    // Every other fd (the link's old number, the pipes' other copies, the control socket): user code starts with its
+    // stdio (and the side channel) only.
+    int closed = done_fd < 0 ? (int)syscall(SYS_close_range, first, ~0U, 0)
+                             : (int)(syscall(SYS_close_range, first, done_fd - 1, 0) |
+                                     syscall(SYS_close_range, done_fd + 1, ~0U, 0));
+    if (closed != 0) _exit(127);  // the control socket may be gone: the zygote's EXIT 127 says enough
+    link_fd = done_fd;
+    if (chdir("/tmp") != 0) _exit(127);
+
+    request->done_fd = done_fd;
+    request->side_channel = side;
+    request->arg_count = (int32_t)arg_count;
+    request->arg_lengths = arg_lengths;
+    request->args = blob;
+    return 0;
+}
+
+int execd_zygote_serve(const struct execd_zygote_config *zygote_config, struct execd_zygote_request *request) {
+    config = zygote_config;
+    for (;;) {
+        pid_t pid = fork();
+        if (pid == 0) {
+            announce();
+            (void)warm_up();  // a failed step is reported when the request arrives: it must end a run, not go unnoticed
+            return receive(request);
+        }
+        if (pid < 0) _exit(70);  // execd sees the zygote end and replaces the slot
+        int status;
+        while (waitpid(pid, &status, 0) < 0) {
+            if (errno != EINTR) _exit(71);
+        }
+        char message[32];
+        int length = snprintf(message, sizeof message, "EXIT %d", status);
+        if (send(config->control_fd, message, (size_t)length, MSG_NOSIGNAL) < 0) _exit(0);  // execd is gone
+    }
+}
