@@ -20,8 +20,10 @@ public struct EngineConfig: Sendable {
     public var defaults = RunLimits.defaults
     public var maxima = RunLimits.maxima
     public var tmpfsInodes = 4096
-    /// Warm Python zygotes (0 disables the pool: every run starts a fresh interpreter).
-    public var pythonSlots = max(4, 2 * System.coreCount)
+    /// Warm Python zygotes (0 disables the pool: every run starts a fresh interpreter). Two more than the runs that
+    /// execute at once: a slot stays busy for a fraction of a millisecond after its run is answered (the child's
+    /// exit, the next warm child), and at full concurrency runs would otherwise wait for it.
+    public var pythonSlots = max(4, 2 * System.coreCount) + 2
     /// Pre-started single-use JavaScript workers (0 disables them).
     public var javascriptSlots = max(2, System.coreCount)
     /// A slot is replaced after this many runs (bounds how long one interpreter's hash seed is reused).
