@@ -147,7 +147,9 @@ static uint64_t next_number(struct numbers *n) {
 
 /// `mkdir -p` of the directories above `path` (a NUL-terminated copy we may write to).
 static int make_parents(char *path) {
-    for (char *slash = strchr(path + 1, '/'); slash != NULL; slash = strchr(slash + 1, '/')) {
+    char *top = strchr(path + 1, '/');  // past /tmp, which exists
+    if (top == NULL) return 0;
+    for (char *slash = strchr(top + 1, '/'); slash != NULL; slash = strchr(slash + 1, '/')) {
         *slash = '\0';
         int rc = mkdir(path, 0777);
         *slash = '/';
@@ -178,12 +180,7 @@ static void write_file(const char *path_bytes, uint64_t path_length, uint32_t mo
     close(fd);
 }
 
-/// In a warm child: waits for the request on its link, then drops to the run's uid, writes the files, sets the
-/// rlimits and the death signal, installs the pipes as fds 0-2 (and the side channel as 3), moves the link to
-/// `done_fd`, closes every other fd and enters /tmp. On any failure (or a failed warm-up) reports
-/// `ERR <stage> <errno>` on the control socket and exits 127; exits 0, silently, if execd closed the link (the slot
-/// is being retired).
-static int receive(struct execd_zygote_request *request) {
+int execd_zygote_receive(struct execd_zygote_request *request) {
     struct iovec iov = {.iov_base = buffer, .iov_len = sizeof buffer};
     union {
         struct cmsghdr header;
@@ -315,14 +312,13 @@ static int receive(struct execd_zygote_request *request) {
     return 0;
 }
 
-int execd_zygote_serve(const struct execd_zygote_config *zygote_config, struct execd_zygote_request *request) {
+int execd_zygote_serve(const struct execd_zygote_config *zygote_config) {
     config = zygote_config;
     for (;;) {
         pid_t pid = fork();
         if (pid == 0) {
             announce();
-            (void)warm_up();  // a failed step is reported when the request arrives: it must end a run, not go unnoticed
-            return receive(request);
+            return warm_up();
         }
         if (pid < 0) _exit(70);  // execd sees the zygote end and replaces the slot
         int status;

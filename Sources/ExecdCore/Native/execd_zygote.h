@@ -35,14 +35,18 @@ struct execd_zygote_request {
 };
 
 /// In the zygote: forks the next warm child, waits for it, reports `EXIT <status>` on the control socket, and
-/// again, for as long as execd is there (then exits the process). Returns only in each child, once the child is
-/// set up and its request is in `request`: before the request exists, the child announces itself, makes its own
-/// mount and IPC namespaces with a fresh /tmp, locks the securebits, empties the bounding and ambient sets, sets
-/// no_new_privs and stacks the seccomp filter; once it arrives, it drops to the run's uid, writes the files, sets
-/// the rlimits and the death signal, installs the pipes as fds 0-2 (and the side channel as 3), moves the link to
-/// `done_fd`, closes every other fd and enters /tmp. A child whose setup fails reports `ERR <stage> <errno>` on the
-/// control socket and exits 127 (and exits 0, silently, if execd closed the link: the slot is being retired).
-int execd_zygote_serve(const struct execd_zygote_config *config, struct execd_zygote_request *request);
+/// again, for as long as execd is there (then exits the process). Returns only in each child, once it is warm:
+/// announced, in its own mount and IPC namespaces with a fresh /tmp, securebits locked, bounding and ambient sets
+/// empty, no_new_privs, seccomp stacked (0), or after a step failed (-1: the child reports that step when the request
+/// arrives, so the failure ends a run instead of going unnoticed).
+int execd_zygote_serve(const struct execd_zygote_config *config);
+
+/// In a warm child: waits for the request on its link, then drops to the run's uid, writes the files, sets the
+/// rlimits and the death signal, installs the pipes as fds 0-2 (and the side channel as 3), moves the link to
+/// `done_fd`, closes every other fd and enters /tmp. Returns 0 with `request` filled in. On any failure (or a failed
+/// warm-up) reports `ERR <stage> <errno>` on the control socket and exits 127; exits 0, silently, if execd closed
+/// the link (the slot is being retired).
+int execd_zygote_receive(struct execd_zygote_request *request);
 
 #ifdef __cplusplus
 }
