@@ -77,10 +77,11 @@ extension RunEngine {
         files: [SandboxFile], side: (any SideChannelSink)?, control: RunControl
     ) -> Execd_V1_RunResult? {
         defer {
-            // Single use. Every process of the run is dead before the result is sent: finish() reaped the sandbox's
-            // reaper, whose exit ended its pid namespace (if it could not, retire() kills and waits here). The rest —
-            // the cgroup's directories, the mount namespace, the host uid — is released on the pool's thread.
-            if !slot.hasEnded { slot.retire() }
+            // Single use. Either finish() reaped the sandbox's reaper, whose exit ended its pid namespace, or the run
+            // ended on the worker's DONE and the reaper has been sent SIGKILL, which ends it just the same (the pool
+            // reaps it). Otherwise retire() kills and waits here. The rest — reaping, the cgroup's directories, the
+            // mount namespace, the host uid — is released on the pool's thread, after the result.
+            if !slot.hasEnded && !slot.process.endedEarly { slot.retire() }
             pool.giveBack(slot, healthy: false)
         }
         let baseline: CgroupUsage
@@ -107,7 +108,7 @@ extension RunEngine {
                 }
                 return true
             }) else { throw ExecdError(.internalError, "writing the program to the worker failed (errno \(errno))") }
-            process.closeInput()
+            try process.finishInput()
         } catch {
             return Self.internalError(Execd_V1_RunResult.with { $0.runID = runID }, "starting the run on worker \(slot.id): \(error)")
         }

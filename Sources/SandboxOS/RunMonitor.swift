@@ -37,8 +37,12 @@ public protocol MonitoredProcess: AnyObject {
     func closeSide()
     /// Drains `statusFD`; false at EOF (and closes it).
     func readStatus() -> Bool
-    /// The process said it ended (on `statusFD`) and everything of it that could still write has been killed: the
-    /// run is over without waiting for `exitFD`.
+    /// Where the program's side says it is done (`DONE <wait status>`) before its process has exited, or -1.
+    var doneFD: Int32 { get }
+    /// Called when `doneFD` is readable: reads one message (anything but a `DONE` stops the listening).
+    func readDone()
+    /// The process said it is done (on `doneFD`) and everything of the run has been sent SIGKILL: the run is over
+    /// without waiting for `exitFD`.
     var endedEarly: Bool { get }
     /// Called when `exitFD` is readable; true once the process has ended.
     func handleExit() -> Bool
@@ -124,10 +128,12 @@ public struct RunMonitor {
             watch(process.stderrFD, POLLIN)
             watch(process.sideFD, POLLIN)
             watch(process.statusFD, POLLIN)
-            if !exited { watch(process.exitFD, POLLIN) }
+            if !exited { watch(process.exitFD, POLLIN); watch(process.doneFD, POLLIN) }
             watch(control.eventFD, POLLIN)
-            // Done once the process has ended and every pipe reached EOF.
-            if exited && process.stdoutFD < 0 && process.stderrFD < 0 && process.sideFD < 0 && process.statusFD < 0 { break }
+            // Done once the process has ended and every pipe reached EOF (the status pipe's too, unless the process
+            // said it was done: its reports end when its reaper does, which it no longer waits for).
+            if exited && process.stdoutFD < 0 && process.stderrFD < 0 && process.sideFD < 0
+                && (process.statusFD < 0 || process.endedEarly) { break }
 
             var wake = exited ? Duration.seconds(5) : min(wallDeadline, nextCPUCheck) - now
             if !exited, let deadline = side?.killDeadline { wake = min(wake, deadline - now) }
@@ -154,7 +160,9 @@ public struct RunMonitor {
                     if !readChunk(entry.fd, { side?.consume($0) }) { process.closeSide() }
                 case process.statusFD:
                     _ = process.readStatus()
-                    if !exited && process.endedEarly {
+                case process.doneFD where !exited:
+                    process.readDone()
+                    if process.endedEarly {
                         exited = true
                         outcome.wallTime = clock.now - start
                     }
@@ -221,7 +229,6 @@ extension Duration {
 
 extension SandboxProcess: MonitoredProcess {
     public var exitFD: Int32 { pidfd }
-    public var endedEarly: Bool { false }
     public var statusFD: Int32 { reportFD }
 
     public func readStatus() -> Bool {
@@ -239,6 +246,12 @@ extension SandboxProcess: MonitoredProcess {
     }
 
     public func conclude(into outcome: inout MonitorOutcome) {
+        if let doneStatus {
+            // Ended on the worker's DONE: its sandbox was sent SIGKILL then and is reaped by whoever retires it.
+            outcome.programStatus = doneStatus
+            closeAllButPidfd()
+            return
+        }
         if reaperExit == nil { reaperExit = reap() }
         // The reaper is gone, so the report pipe's writer is too: read to EOF. (A concurrent spawn may hold a copy
         // of the write end for the microseconds before its child closes inherited fds: wait that out, bounded.)

@@ -13,6 +13,20 @@ struct Pipe {
         write = fds[1]
     }
 
+    /// A connected pair of stream sockets instead (`read` for the sandbox, `write` for the daemon): both ways.
+    static func socketPair() throws -> Pipe {
+        var fds: [Int32] = [-1, -1]
+        guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &fds) == 0 else {
+            throw SystemError("socketpair")
+        }
+        return Pipe(read: fds[0], write: fds[1])
+    }
+
+    private init(read: Int32, write: Int32) {
+        self.read = read
+        self.write = write
+    }
+
     mutating func closeRead() { if read >= 0 { close(read); read = -1 } }
     mutating func closeWrite() { if write >= 0 { close(write); write = -1 } }
 }
@@ -26,7 +40,7 @@ struct PipeSet {
         stdout = try Pipe()
         stderr = try Pipe()
         side = sideChannel ? try Pipe() : nil
-        self.input = input ? try Pipe() : nil
+        self.input = input ? try Pipe.socketPair() : nil
         sync = try Pipe()
         report = try Pipe()
     }
@@ -70,8 +84,13 @@ public final class SandboxProcess: @unchecked Sendable {
     public private(set) var stderrFD: Int32
     public private(set) var sideFD: Int32
     public private(set) var reportFD: Int32
-    /// The daemon's end of the program's fd 4 (a pre-started worker reads its program there), or -1.
+    /// The daemon's end of the program's fd 4, a stream socket: a pre-started worker reads its program there, then
+    /// says there when the program is done (see `finishInput`), or -1.
     public private(set) var inputFD: Int32
+    /// The program is in (`finishInput`) and fd 4 is read for the worker's DONE.
+    private var listeningForDone = false
+    /// The wait status the worker said its program ended with, if it said so.
+    var doneStatus: Int32?
     private(set) var syncFD: Int32
     /// An fd of the sandbox's mount namespace while held (see `holdMountNamespace`), or -1.
     private var mountNamespaceFD: Int32 = -1
@@ -148,6 +167,33 @@ public final class SandboxProcess: @unchecked Sendable {
     public func closeSide() { closeFD(&sideFD) }
     public func closeReport() { closeFD(&reportFD) }
     public func closeInput() { closeFD(&inputFD) }
+
+    /// The program has been written to fd 4: the worker reads to the end of it, and fd 4 then carries the worker's
+    /// `DONE <wait status>` the other way (worker.js: once the program is done, before node's own exit).
+    public func finishInput() throws {
+        guard shutdown(inputFD, Int32(SHUT_WR)) == 0 else { throw SystemError("shutdown(fd 4)") }
+        _ = execd_set_nonblocking(inputFD)
+        listeningForDone = true
+    }
+
+    public var doneFD: Int32 { listeningForDone ? inputFD : -1 }
+    public var endedEarly: Bool { doneStatus != nil }
+
+    /// One read on fd 4. A `DONE` (the worker's, or the program's own: it ends that run only) kills the sandbox (SIGKILL
+    /// to its reaper ends its pid namespace) and ends the run; anything else stops the listening, and the run ends
+    /// when the reaper does.
+    public func readDone() {
+        listeningForDone = false
+        var buffer = [UInt8](repeating: 0, count: 32)
+        let n = buffer.withUnsafeMutableBytes { read(inputFD, $0.baseAddress, $0.count) }
+        guard n > 5 else { return }
+        let text = String(decoding: buffer[0..<n], as: UTF8.self)
+        guard text.hasPrefix("DONE "), let status = Int32(text.dropFirst(5)), status >= 0, status <= 0xFF00,
+              status & 0xFF == 0
+        else { return }
+        doneStatus = status
+        kill()
+    }
     func closeSync() { closeFD(&syncFD) }
 
     /// Closes every fd; kills and reaps the sandbox first if that has not happened (no zombie is ever left). A held
@@ -158,6 +204,15 @@ public final class SandboxProcess: @unchecked Sendable {
             _ = reap()
         }
         for keyPath in [\SandboxProcess.stdinFD, \.stdoutFD, \.stderrFD, \.sideFD, \.reportFD, \.inputFD, \.syncFD, \.pidfd]
+            as [ReferenceWritableKeyPath<SandboxProcess, Int32>]
+        {
+            closeFD(&self[keyPath: keyPath])
+        }
+    }
+
+    /// Closes the pipes and sockets but keeps the pidfd, so that whoever retires the sandbox reaps it.
+    func closeAllButPidfd() {
+        for keyPath in [\SandboxProcess.stdinFD, \.stdoutFD, \.stderrFD, \.sideFD, \.reportFD, \.inputFD, \.syncFD]
             as [ReferenceWritableKeyPath<SandboxProcess, Int32>]
         {
             closeFD(&self[keyPath: keyPath])

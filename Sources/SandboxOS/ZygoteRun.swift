@@ -125,23 +125,25 @@ public final class ZygoteRun: MonitoredProcess, @unchecked Sendable {
     deinit { closeFDs() }
 
     public var exitFD: Int32 { control.fd }
-    public var statusFD: Int32 { listening ? link.fd : -1 }
+    public var statusFD: Int32 { -1 }
+    public var doneFD: Int32 { listening ? link.fd : -1 }
     public func closeStdin() { closeFD(&stdinFD) }
     public func closeStdout() { closeFD(&stdoutFD) }
     public func closeStderr() { closeFD(&stderrFD) }
     public func closeSide() { closeFD(&sideFD) }
-    public func readStatus() -> Bool {
+    public func readStatus() -> Bool { false }
+
+    public func readDone() {
         listening = false  // one message at most: a `DONE`, or whatever user code sent, which ends the listening
-        guard let report = try? link.receive(timeout: .zero) else { return false }
+        guard let report = try? link.receive(timeout: .zero) else { return }
         for fd in report.fds { close(fd) }
         let text = String(decoding: report.message, as: UTF8.self)
         guard text.hasPrefix("DONE "), let status = Int32(text.dropFirst(5)), status >= 0, status <= 0xFF00,
               status & 0xFF == 0, programStatus == nil
-        else { return false }
+        else { return }
         programStatus = status
         endedEarly = true
         signalGroup()  // whatever the program left running dies with it (and the slot's cleanup makes sure of it)
-        return false
     }
 
     public func handleExit() -> Bool {

@@ -92,6 +92,30 @@ extension EndToEnd.PoolTests {
         #expect(err.status == .outputLimit, "\(err.status)")
     }
 
+    /// fd 4 carries the worker's DONE, and the program holds it too: junk there is ignored, and a DONE of its own can
+    /// only end its own run early (with what it wrote so far), never another's.
+    @Test func javascriptProgramOnFd4CanOnlyEndItsOwnRun() async throws {
+        let d = try await daemon()
+        let junk = try await runOnWorker(d, """
+            const fs = require('fs');
+            fs.writeSync(4, 'EXIT 0 ERR x');
+            console.log('still running');
+            process.exitCode = 6;
+            """)
+        #expect(junk.status == .runtimeError && junk.exitCode == 6 && junk.out == "still running\n", "\(junk.out)\(junk.err)")
+        let early = try await runOnWorker(d, """
+            const fs = require('fs');
+            require('child_process').spawn('/usr/bin/sleep', ['60'], { stdio: 'inherit' });
+            console.log('before');
+            fs.writeSync(4, 'DONE 0');
+            setTimeout(() => console.log('after'), 3000);
+            """)
+        #expect(early.status == .ok && early.out == "before\n", "\(early.status) \(early.out)\(early.err)")
+        #expect(early.wallTimeUs < 2_500_000, "DONE ends the run: \(early.wallTimeUs) µs")
+        let next = try await runOnWorker(d, "console.log('next')")
+        #expect(next.status == .ok && next.out == "next\n")
+    }
+
     /// Workers are retired after the result is sent (cgroup removed, mount namespace released on the pool's thread):
     /// many runs leave no process, cgroup or fd behind.
     @Test func javascriptWorkersLeakNothing() async throws {

@@ -2,7 +2,8 @@
 // (every privilege dropped and seccomp installed before node was exec'd), waiting for its one program.
 //
 // fd 3: the run's side channel (the judge's result records); this worker first writes "R" there when warm.
-// fd 4: the payload, written by execd once and closed: a JSON header line, then the files' bytes back to back.
+// fd 4: a stream socket to execd. execd writes the payload (a JSON header line, then the files' bytes back to back)
+//       and shuts its side down; once the program is done, the worker says `DONE <wait status>` there (see below).
 'use strict';
 const fs = require('fs');
 const path = require('path');
@@ -50,20 +51,32 @@ for (const stream of [process.stdout, process.stderr]) {
 // new work), there is no 'exit' listener (nothing runs during 'exit', not even a microtask), and the program left
 // process.emit and process.reallyExit alone, what remains is exactly process.reallyExit with the code node would
 // use. Any other case (listeners, process.exit(), an uncaught exception) takes node's own path.
+// On this path the run also ends before node's exit: stdout and stderr are blocking (everything written is in the
+// pipes), so the worker closes them (and the side channel) and says DONE on fd 4; execd then has the output and the
+// status and answers while the kernel still tears node down (≈ 2 ms: exit(2), node's address space, the reaper).
+let sideChannel = true;
 {
   const emit = process.emit;
   const reallyExit = process.reallyExit;
   process.on('beforeExit', () => {
     if (process.listenerCount('beforeExit') === 1 && process.listenerCount('exit') === 0 &&
         process.emit === emit && process.reallyExit === reallyExit) {
-      Reflect.apply(reallyExit, process, [process.exitCode ?? 0]);
+      const code = process.exitCode ?? 0;
+      if (Number.isInteger(code)) {
+        try {
+          fs.closeSync(1);
+          fs.closeSync(2);
+          if (sideChannel) fs.closeSync(3);
+          fs.writeSync(4, `DONE ${(code & 0xff) << 8}`);
+        } catch (_) { /* the run then ends when node has exited */ }
+      }
+      Reflect.apply(reallyExit, process, [code]);
     }
   });
 }
 
 fs.writeSync(3, 'R');
 const payload = fs.readFileSync(4);
-fs.closeSync(4);
 const newline = payload.indexOf(10);
 const header = JSON.parse(payload.subarray(0, newline).toString('utf8'));
 let offset = newline + 1;
@@ -73,5 +86,6 @@ for (const file of header.files) {
   offset += file.len;
 }
 if (!header.side) fs.closeSync(3);  // as in a one-shot sandbox: no fd 3 unless the run asked for one
+sideChannel = Boolean(header.side);
 process.argv = [process.argv[0], '/tmp/main.js', ...header.args];
 Module.runMain();  // /tmp/main.js as the main module, exactly as `node /tmp/main.js` would run it
