@@ -27,4 +27,7 @@ kill -TERM $daemon
 wait $daemon
 trap - EXIT
 [ ! -e "$sock" ] || { echo "test.sh: execd left its socket behind" >&2; exit 1; }
+if [ -d /sys/fs/cgroup/memory ] && find /sys/fs/cgroup -maxdepth 6 -type d -name execd-pytest | grep -q .; then
+    echo "test.sh: execd left its cgroup subtree behind (cgroup v1)" >&2; exit 1
+fi
 echo "test.sh: all suites passed"

@@ -146,6 +146,7 @@ public final class RunEngine: Sendable {
         pythonPool?.shutdown()
         javascriptPool?.shutdown()
         try? await threads.shutdownGracefully()
+        cgroups.removeSubtree()
     }
 
     /// Host uids of the live zygotes themselves (not their runs): they are meant to stay.

@@ -52,6 +52,10 @@ public protocol CgroupManager: Sendable {
     /// Kills whatever is left in run groups of a crashed earlier daemon and removes them. Touches only
     /// our subtree. Returns how many run groups were removed.
     func removeStaleGroups() throws -> Int
+    /// At a clean shutdown, once every run group is gone: removes the directories the manager made for its run
+    /// groups (v1: the subtree in each hierarchy; v2: `runs`), if they are empty. Best effort: anything still there
+    /// stays, and the next start reuses or cleans it.
+    func removeSubtree()
 }
 
 /// A run cgroup's share of contended CPU, relative to the other sandboxes' groups.

@@ -46,6 +46,11 @@ public struct CgroupV1Manager: CgroupManager {
         }
     }
 
+    /// See `CgroupManager.removeSubtree`.
+    public func removeSubtree() {
+        for hierarchy in hierarchies { try? ops.removeDirectory(hierarchy.basePath) }
+    }
+
     /// See `CgroupManager.createRunGroup`. memory.limit_in_bytes, memory.memsw.limit_in_bytes (or
     /// memory.swappiness=0 without swap accounting), pids.max, cpu.cfs_period_us/cfs_quota_us.
     /// Removes what it created if any step fails.

@@ -60,6 +60,11 @@ public struct CgroupV2Manager: CgroupManager {
         }
     }
 
+    /// See `CgroupManager.removeSubtree`: `<delegated>/runs` (the delegated cgroup itself is systemd's).
+    public func removeSubtree() {
+        try? ops.removeDirectory(runsPath)
+    }
+
     /// See `CgroupManager.removeStaleGroups`: every directory under `<delegated>/runs`.
     public func removeStaleGroups() throws -> Int {
         var removed = 0

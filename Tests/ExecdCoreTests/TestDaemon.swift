@@ -19,7 +19,22 @@ final class TestDaemon: Sendable {
     /// The daemon most tests share.
     static let shared = Task { try await TestDaemon(tag: "shared", hostIDBase: 910_000) }
 
+    /// The tests' daemons never stop (they live as long as the test process), so their cgroup subtrees outlive it:
+    /// each test process first removes those of test processes that are gone (only `execd-test-<pid>-<tag>`).
+    static let staleSubtreesRemoved: Void = {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: "/sys/fs/cgroup/pids")) ?? []
+        for name in names where name.hasPrefix("execd-test-") {
+            guard let pid = Int32(name.dropFirst("execd-test-".count).prefix { $0.isNumber }), pid != getpid(),
+                  kill(pid, 0) != 0 && errno == ESRCH,
+                  let stale = try? Cgroups.detect(CgroupHost(subtreeName: name))
+            else { continue }
+            _ = try? stale.removeStaleGroups()
+            stale.removeSubtree()
+        }
+    }()
+
     init(tag: String, hostIDBase: UInt32, maxConcurrentRuns: Int = 2, queueLimit: Int = 64) async throws {
+        Self.staleSubtreesRemoved
         let pid = getpid()
         socketPath = "/tmp/execd-test-\(pid)-\(tag).sock"
         cgroupSubtree = "execd-test-\(pid)-\(tag)"
