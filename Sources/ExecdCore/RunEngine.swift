@@ -84,7 +84,8 @@ public final class RunEngine: Sendable {
                                  child: try SeccompPolicy.standard.only(ZygoteSlot.childSetupSyscalls).compile())
             pythonPool = SlotPool(
                 name: "python",
-                settings: .init(target: config.pythonSlots, maxRunsPerSlot: config.maxRunsPerSlot, maxSlotAge: config.maxSlotAge),
+                settings: .init(target: config.pythonSlots, maxRunsPerSlot: config.maxRunsPerSlot, maxSlotAge: config.maxSlotAge,
+                                cleaners: config.maxConcurrentRuns),
                 start: { id in
                     guard let zygote = hostIDs.acquire() else { throw ExecdError(.internalError, "no free host uid") }
                     guard let run = hostIDs.acquire() else {
@@ -117,7 +118,7 @@ public final class RunEngine: Sendable {
             javascriptPool = SlotPool(
                 name: "javascript",
                 settings: .init(target: config.javascriptSlots, maxRunsPerSlot: 1, maxSlotAge: config.maxSlotAge,
-                                maxWarming: System.coreCount),
+                                maxWarming: System.coreCount, cleaners: 1),  // single-use: no cleanup between runs
                 start: { id in
                     guard let hostID = hostIDs.acquire() else { throw ExecdError(.internalError, "no free host uid") }
                     do {

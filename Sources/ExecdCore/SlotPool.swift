@@ -1,5 +1,6 @@
 import ExecProtocol
 import Foundation
+import NIOPosix
 import SandboxOS
 import Synchronization
 
@@ -73,6 +74,9 @@ final class SlotPool<Slot: PoolSlot>: @unchecked Sendable {
         var maxWarming = 1
         /// A slot still warming up after this is retired as a failed start.
         var warmingTimeout: Duration = .seconds(10)
+        /// Slots cleaned up at once after their runs. A cleanup mostly waits (for the run's last process to exit,
+        /// for the next warm child): one at a time, slots queued for it under load and runs waited for slots.
+        var cleaners = 4
     }
 
     private struct State {
@@ -95,6 +99,7 @@ final class SlotPool<Slot: PoolSlot>: @unchecked Sendable {
     }
 
     private let state: Mutex<State>
+    private let cleaners: NIOThreadPool
     private let wake = NSCondition()
     /// Signalled when a slot becomes idle (for `take`'s waiters).
     private let available = NSCondition()
@@ -108,6 +113,8 @@ final class SlotPool<Slot: PoolSlot>: @unchecked Sendable {
          onEvent: @escaping @Sendable (String) -> Void) {
         self.name = name
         state = Mutex(State(settings: settings))
+        cleaners = NIOThreadPool(numberOfThreads: max(1, settings.cleaners))
+        cleaners.start()
         self.start = start
         self.onEvent = onEvent
         let thread = Thread { [unowned self] in self.maintain() }
@@ -142,8 +149,9 @@ final class SlotPool<Slot: PoolSlot>: @unchecked Sendable {
     }
 
     /// Returns a slot after a run. An unhealthy, worn-out or old slot is retired and replaced, never reused.
-    /// `cleanup`, if given, runs on the pool's thread before the slot is idle again (removing the run's cgroup,
-    /// preparing the next one), so the run's result need not wait for it. The slot counts as busy until then.
+    /// `cleanup`, if given, runs on one of the pool's cleaner threads before the slot is idle again (emptying the
+    /// run's cgroup, placing the next warm child), so the run's result need not wait for it. The slot counts as busy
+    /// until then.
     /// `cleanup` returns false when it could not finish (e.g. the run's processes would not die): the slot is retired.
     func giveBack(_ slot: Slot, healthy: Bool, cleanup: (@Sendable () -> Bool)? = nil) {
         if let cleanup {
@@ -203,6 +211,7 @@ final class SlotPool<Slot: PoolSlot>: @unchecked Sendable {
         }
         signal()
         while state.withLock({ $0.threadRunning }) { Thread.sleep(forTimeInterval: 0.005) }
+        try? cleaners.syncShutdownGracefully()  // idle by now: the pool's thread ends only once no slot is busy
     }
 
     var snapshot: PoolSnapshot {
@@ -261,9 +270,11 @@ final class SlotPool<Slot: PoolSlot>: @unchecked Sendable {
             }
             for slot in retire { slot.retire() }
             for job in state.withLock({ s in defer { s.toClean.removeAll() }; return s.toClean }) {
-                let clean = job.cleanup()
-                giveBack(job.slot, healthy: job.healthy && clean)
-                state.withLock { $0.cleaning -= 1 }
+                cleaners.submit { [unowned self] _ in
+                    let clean = job.cleanup()
+                    self.giveBack(job.slot, healthy: job.healthy && clean)
+                    self.state.withLock { $0.cleaning -= 1 }
+                }
             }
             if stopped && state.withLock({ $0.busy.isEmpty && $0.toRetire.isEmpty && $0.toClean.isEmpty && $0.warming.isEmpty }) {
                 break
