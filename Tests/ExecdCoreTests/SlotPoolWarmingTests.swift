@@ -51,6 +51,17 @@ struct SlotPoolWarmingTests {
 
     final class Started: @unchecked Sendable {
         let slots = Mutex<[FakeSlot]>([])
+
+        /// A pool of fake slots, each recorded here when started.
+        func pool(_ settings: SlotPool<FakeSlot>.Settings) -> SlotPool<FakeSlot> {
+            SlotPool<FakeSlot>(
+                name: "fake", settings: settings,
+                start: { id in
+                    let slot = FakeSlot(id: id)
+                    self.slots.withLock { $0.append(slot) }
+                    return slot
+                }, onEvent: { _ in })
+        }
     }
 
     func waitUntil(_ condition: () -> Bool) async throws {
@@ -59,13 +70,7 @@ struct SlotPoolWarmingTests {
 
     @Test func slotsWarmInParallelAndOnlyReadyOnesAreHandedOut() async throws {
         let started = Started()
-        let pool = SlotPool<FakeSlot>(
-            name: "fake", settings: .init(target: 3, maxRunsPerSlot: 1, maxWarming: 2),
-            start: { id in
-                let slot = FakeSlot(id: id)
-                started.slots.withLock { $0.append(slot) }
-                return slot
-            }, onEvent: { _ in })
+        let pool = started.pool(.init(target: 3, maxRunsPerSlot: 1, maxWarming: 2))
         defer { pool.shutdown() }
         try await waitUntil { started.slots.withLock { $0.count } == 2 }
         try await Task.sleep(for: .milliseconds(30))
@@ -95,13 +100,7 @@ struct SlotPoolWarmingTests {
         let started = Started()
         var settings = SlotPool<FakeSlot>.Settings(target: 1, maxRunsPerSlot: 1, maxWarming: 1)
         settings.warmingTimeout = .milliseconds(100)
-        let pool = SlotPool<FakeSlot>(
-            name: "fake", settings: settings,
-            start: { id in
-                let slot = FakeSlot(id: id)
-                started.slots.withLock { $0.append(slot) }
-                return slot
-            }, onEvent: { _ in })
+        let pool = started.pool(settings)
         defer { pool.shutdown() }
         try await waitUntil { started.slots.withLock { $0.first?.retired ?? false } }
         #expect(started.slots.withLock { $0.first?.retired ?? false }, "a hung warm-up is retired after the timeout")
@@ -112,13 +111,7 @@ struct SlotPoolWarmingTests {
     /// pool's next idle tick), so the pool is at its target as soon as it says so.
     @Test func slotsThatFinishStartingAboveTargetAreRetired() async throws {
         let started = Started()
-        let pool = SlotPool<FakeSlot>(
-            name: "fake", settings: .init(target: 2, maxWarming: 2),
-            start: { id in
-                let slot = FakeSlot(id: id)
-                started.slots.withLock { $0.append(slot) }
-                return slot
-            }, onEvent: { _ in })
+        let pool = started.pool(.init(target: 2, maxWarming: 2))
         defer { pool.shutdown() }
         try await waitUntil { started.slots.withLock { $0.count } == 2 }
         pool.resize(1)
