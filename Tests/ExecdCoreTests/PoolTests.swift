@@ -210,6 +210,9 @@ extension EndToEnd {
                 print(sorted(p for p in os.listdir("/proc") if p.isdigit() and p != str(os.getpid())))
                 """)
             #expect(probe.out == "['1', '2']\n", "nothing of the earlier runs survives: \(probe.out)\(probe.err)")
+            // Another file put where the link was: the child's DONE does not go there, and the run ends on EXIT.
+            let clobbered = try await d.run(.python, "import os\nos.dup2(1, 255)\nprint('clobbered')")
+            #expect(clobbered.status == .ok && clobbered.out == "clobbered\n", "\(clobbered.out)\(clobbered.err)")
             // A limit of open files too small to spare one for the link: the run ends on the zygote's report instead.
             let few = try await d.run(.python, "import sys\nprint('few fds')\nsys.exit(5)") { $0.openFiles = 4 }
             #expect(few.status == .runtimeError && few.exitCode == 5 && few.out == "few fds\n", "\(few.err) \(few.internalError)")

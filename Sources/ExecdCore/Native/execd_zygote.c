@@ -304,6 +304,8 @@ int execd_zygote_receive(struct execd_zygote_request *request) {
     link_fd = done_fd;
     if (chdir("/tmp") != 0) _exit(127);
 
+    struct stat link_stat;
+    request->done_inode = done_fd >= 0 && fstat(done_fd, &link_stat) == 0 ? (uint64_t)link_stat.st_ino : 0;
     request->done_fd = done_fd;
     request->side_channel = side;
     request->arg_count = (int32_t)arg_count;

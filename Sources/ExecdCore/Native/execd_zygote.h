@@ -26,6 +26,7 @@ struct execd_zygote_config {
 struct execd_zygote_request {
     int32_t done_fd;              ///< the link, where the child says `DONE <wait status>` once the program is done
                                   ///< (-1: closed, the run's limit of open files left no room for it)
+    uint64_t done_inode;          ///< the link's inode: `DONE` goes out only if `done_fd` is still the link
     int32_t side_channel;         ///< fd 3 is the judge's side channel
     int32_t arg_count;
     const uint64_t *arg_lengths;  ///< arg_count lengths; the arguments are consecutive bytes at `args`

@@ -61,7 +61,8 @@ class Config(ctypes.Structure):
 
 
 class Request(ctypes.Structure):
-    _fields_ = [("done_fd", ctypes.c_int32), ("side_channel", ctypes.c_int32), ("arg_count", ctypes.c_int32),
+    _fields_ = [("done_fd", ctypes.c_int32), ("done_inode", ctypes.c_uint64), ("side_channel", ctypes.c_int32),
+                ("arg_count", ctypes.c_int32),
                 ("arg_lengths", ctypes.POINTER(ctypes.c_uint64)), ("args", ctypes.c_void_p),
                 ("program", ctypes.c_void_p), ("program_length", ctypes.c_uint64)]
 
@@ -77,7 +78,7 @@ CONFIG = Config(3, 1000, TMPFS, ctypes.cast(FILTER, ctypes.c_void_p), len(SECCOM
 REQUEST = Request()
 
 
-def run_user_code(args, source, done_fd):
+def run_user_code(args, source, done_fd, done_inode):
     """Runs /tmp/main.py (whose bytes are `source`) as `python3 -I -B /tmp/main.py` would, then exits the process.
     Before it exits, it closes every fd but the link and says `DONE <wait status>` there: execd then has the whole
     output and the status, and answers while the kernel is still tearing this process down (≈ 0.4 ms)."""
@@ -117,7 +118,8 @@ def run_user_code(args, source, done_fd):
         try:
             os.closerange(0, done_fd)
             os.closerange(done_fd + 1, 1 << 20)
-            os.write(done_fd, b"DONE %d" % (code << 8))
+            if os.fstat(done_fd).st_ino == done_inode:  # still the link (the program may have put another file there)
+                os.write(done_fd, b"DONE %d" % (code << 8))
         except BaseException:
             pass
     os._exit(code)
@@ -175,7 +177,8 @@ def serve():
     try:
         lengths = REQUEST.arg_lengths[:REQUEST.arg_count]
         args = arguments(ctypes.string_at(REQUEST.args, sum(lengths)), lengths)
-        run_user_code(args, ctypes.string_at(REQUEST.program, REQUEST.program_length), REQUEST.done_fd)
+        run_user_code(args, ctypes.string_at(REQUEST.program, REQUEST.program_length), REQUEST.done_fd,
+                      REQUEST.done_inode)
     finally:
         os._exit(127)
 
