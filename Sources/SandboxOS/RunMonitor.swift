@@ -52,6 +52,15 @@ public protocol MonitoredProcess: AnyObject {
     func conclude(into outcome: inout MonitorOutcome)
 }
 
+/// The wait status in a `DONE <wait status>` message (an exit, 0–255 shifted as wait(2) puts it), or nil for anything
+/// else. The message comes from the sandbox's side, which user code shares: it is checked, never trusted further.
+func doneWaitStatus(_ message: some Collection<UInt8>) -> Int32? {
+    let text = String(decoding: message, as: UTF8.self)
+    guard text.hasPrefix("DONE "), let status = Int32(text.dropFirst(5)), status >= 0, status <= 0xFF00, status & 0xFF == 0
+    else { return nil }
+    return status
+}
+
 /// Receives the program's fd 3 (side channel) live; may ask for a kill by a deadline (a per-test time limit).
 public protocol SideChannelSink: AnyObject {
     func consume(_ bytes: [UInt8])

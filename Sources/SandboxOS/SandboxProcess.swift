@@ -186,11 +186,7 @@ public final class SandboxProcess: @unchecked Sendable {
         listeningForDone = false
         var buffer = [UInt8](repeating: 0, count: 32)
         let n = buffer.withUnsafeMutableBytes { read(inputFD, $0.baseAddress, $0.count) }
-        guard n > 5 else { return }
-        let text = String(decoding: buffer[0..<n], as: UTF8.self)
-        guard text.hasPrefix("DONE "), let status = Int32(text.dropFirst(5)), status >= 0, status <= 0xFF00,
-              status & 0xFF == 0
-        else { return }
+        guard n > 0, let status = doneWaitStatus(buffer[0..<n]) else { return }
         doneStatus = status
         kill()
     }

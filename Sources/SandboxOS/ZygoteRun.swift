@@ -137,10 +137,7 @@ public final class ZygoteRun: MonitoredProcess, @unchecked Sendable {
         listening = false  // one message at most: a `DONE`, or whatever user code sent, which ends the listening
         guard let report = try? link.receive(timeout: .zero) else { return }
         for fd in report.fds { close(fd) }
-        let text = String(decoding: report.message, as: UTF8.self)
-        guard text.hasPrefix("DONE "), let status = Int32(text.dropFirst(5)), status >= 0, status <= 0xFF00,
-              status & 0xFF == 0, programStatus == nil
-        else { return }
+        guard let status = doneWaitStatus(report.message), programStatus == nil else { return }
         programStatus = status
         endedEarly = true
         signalGroup()  // whatever the program left running dies with it (and the slot's cleanup makes sure of it)
