@@ -61,6 +61,7 @@ extension RunEngine {
         let result = finish(runID, process: run, cgroup: cgroup, request: request, limits: limits, side: side,
                             control: control, cpuBaseline: baseline.cpuTime, oomBaseline: baseline.oomKills)
         slot.runsServed += 1
+        if run.readExit { slot.nextOwed += 1 }
         slot.lastStatus = result.status
         slot.lastPeakMemory = result.memoryPeakBytes
         let healthy = !run.zygoteBroken && result.status != .internalError && slot.isAlive

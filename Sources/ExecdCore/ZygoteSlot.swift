@@ -58,35 +58,56 @@ final class ZygoteSlot: PoolSlot, @unchecked Sendable {
         return true
     }
 
+    /// The zygote's `EXIT`s read elsewhere (by the run, or by `awaitChildExit`) not yet answered with `NEXT`. The
+    /// zygote waits for one `NEXT` after every child, and mounts the next child's /tmp on it: each is sent only once
+    /// that child's cgroup is empty (see `adoptWarmChild`).
+    var nextOwed = 0
+
     /// After a run that ended on its child's `DONE`: waits (bounded) for the zygote's `EXIT` of that child, so that
     /// the run's cgroup is empty, or nearly, by the time it is recycled (a wait in poll, not a polling loop). False
     /// when the zygote said anything else or nothing: the slot is then not to be trusted.
     func awaitChildExit(timeout: Duration) -> Bool {
         guard let message = try? control.receive(timeout: timeout) else { return false }
         for fd in message.fds { close(fd) }
-        return message.fds.isEmpty && message.message.starts(with: Array("EXIT ".utf8))
+        guard message.fds.isEmpty && message.message.starts(with: Array("EXIT ".utf8)) else { return false }
+        nextOwed += 1
+        return true
+    }
+
+    private func sendNext() throws {
+        do { try control.send(Array("NEXT".utf8), fds: []) } catch {
+            throw ExecdError(.internalError, "zygote \(id) is gone: \(error)")
+        }
     }
 
     /// Takes the zygote's next warm child (waiting for it up to `timeout`) and places it in `nextGroup`, so the run
-    /// that gets it only has to send its request. Off the request path, on the pool's thread.
+    /// that gets it only has to send its request. Off the request path, on the pool's thread, and only once the
+    /// previous run's cgroup is empty: that is when the zygote may mount the next /tmp and fork (`NEXT`).
     func adoptWarmChild(timeout: Duration = .seconds(10)) throws {
         guard warm == nil else { return }
         guard let group = nextGroup else { throw ExecdError(.internalError, "slot \(id) has no cgroup for its next run") }
+        while nextOwed > 0 {
+            try sendNext()
+            nextOwed -= 1
+        }
         var message: (message: [UInt8], fds: [Int32])?
         var stale = 0
-        func isStale(_ message: (message: [UInt8], fds: [Int32])?) -> Bool {
-            guard let message, message.fds.isEmpty else { return false }
-            return message.message.starts(with: Array("EXIT ".utf8)) || message.message.starts(with: Array("ERR ".utf8))
-        }
         repeat {
-            // The previous child's EXIT is consumed by its run unless the run ended first (on the child's DONE, or
-            // killed); what is left over (that EXIT, a warm child's ERR and EXIT if it died before announcing
-            // itself) comes first. Not without bound: a zygote whose children keep dying is broken.
+            // What is left over comes first: the previous child's EXIT if its run ended without reading it (killed at
+            // a limit), a warm child's ERR and EXIT if it died before announcing itself. Each EXIT gets its NEXT now
+            // (that child's processes are gone: its run's cgroup was emptied, or it never had one). Not without
+            // bound: a zygote whose children keep dying is broken.
             do { message = try control.receive(timeout: timeout) } catch {
                 throw ExecdError(.internalError, "zygote \(id) did not fork a warm child (\(error)): \(process.drainStderr())")
             }
+            guard let current = message, current.fds.isEmpty else { break }
+            if current.message.starts(with: Array("EXIT ".utf8)) {
+                try sendNext()
+            } else if !current.message.starts(with: Array("ERR ".utf8)) {
+                break
+            }
             stale += 1
-        } while stale <= 4 && isStale(message)
+        } while stale <= 8
         guard let message else { throw ExecdError(.internalError, "zygote \(id) closed its control socket: \(process.drainStderr())") }
         guard message.message == Array("WARM".utf8), message.fds.count == 2 else {
             for fd in message.fds { close(fd) }

@@ -68,6 +68,9 @@ public final class ZygoteRun: MonitoredProcess, @unchecked Sendable {
     public private(set) var endedEarly = false
     /// The control socket closed or spoke out of turn: the zygote must not be used again.
     public private(set) var zygoteBroken = false
+    /// The zygote's `EXIT` for this child was read here (otherwise it is still on the control socket, unless the
+    /// zygote is broken).
+    public private(set) var readExit = false
 
     /// Sends the run to `child` (which the caller placed in the run's cgroup); from here on the child runs.
     public static func start(
@@ -167,6 +170,7 @@ public final class ZygoteRun: MonitoredProcess, @unchecked Sendable {
             return true
         }
         programStatus = status
+        readExit = true
         killGroup()  // whatever the program left running dies with it
         return true
     }

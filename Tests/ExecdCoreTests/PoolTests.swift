@@ -155,6 +155,51 @@ extension EndToEnd {
             try await admin(d, .resize(Execd_V1_Resize.with { $0.language = .python; $0.target = 4 }))
         }
 
+        /// A slot's /tmp is remounted by the zygote between runs, once the previous run's cgroup is empty: a
+        /// background process that keeps writing into /tmp after its run ended (on DONE, on exit, or killed at a
+        /// limit) never reaches the next run's /tmp, on the same slot.
+        @Test func aRunsLeftoversNeverReachTheNextRunsTmp() async throws {
+            let d = try await daemon()
+            try await admin(d, .resize(Execd_V1_Resize.with { $0.language = .python; $0.target = 1 }))
+            let slot = try await waitForFullPool(d, .python, target: 1).slots.first?.id
+            // Four writers that never pause: the window between the run's end and its cgroup's kill is theirs.
+            let writer = """
+                import os, time
+                for w in range(4):
+                    if os.fork() == 0:
+                        os.setsid()
+                        i = 0
+                        while True:
+                            i += 1
+                            try:
+                                open("/tmp/evil-%d-%d" % (w, i), "w").close()
+                            except OSError:
+                                pass
+                time.sleep(0.05)
+                """
+            let endings: [(String, (inout Execd_V1_Limits) -> Void)] = [
+                ("", { _ in }),  // DONE after the program
+                ("os._exit(0)", { _ in }),  // EXIT only
+                ("time.sleep(30)", { $0.wallTimeMs = 300 }),  // killed at the wall limit
+            ]
+            for (ending, limits) in endings {
+                let first = try await d.run(.python, writer + "\n" + ending, limits: limits)
+                #expect(first.status == .ok || first.status == .timeLimit, "\(first.status) \(first.err)")
+                let probe = try await d.run(.python, """
+                    import os, time
+                    seen = set()
+                    for _ in range(20):
+                        seen.update(os.listdir("/tmp"))
+                        time.sleep(0.005)
+                    print(len(seen), sorted(seen)[:3])
+                    """)
+                #expect(probe.out == "1 ['main.py']\n", "after a run ending with \(ending.isEmpty ? "DONE" : ending): \(probe.out)\(probe.err)")
+            }
+            let after = try await waitForFullPool(d, .python, target: 1)
+            #expect(after.slots.first?.id == slot, "every run on the same warm slot")
+            try await admin(d, .resize(Execd_V1_Resize.with { $0.language = .python; $0.target = 4 }))
+        }
+
         @Test func systemVIPCDoesNotOutliveARun() async throws {
             let d = try await daemon()
             try await admin(d, .resize(Execd_V1_Resize.with { $0.language = .python; $0.target = 1 }))

@@ -102,13 +102,11 @@ static void announce(void) {
     } while (0)
 
 /// Everything that does not depend on the request. System V IPC objects outlive processes, so each run gets its own
-/// IPC namespace; the zygote's /tmp (zygote.py and the filter) is not the run's, so each run gets a fresh tmpfs. The
-/// filter stacks on the zygote's: together they are the policy one-shot sandboxes get.
+/// IPC namespace (its /tmp is the fresh one the zygote mounted before the fork). The filter stacks on the zygote's:
+/// together they are the policy one-shot sandboxes get.
 static int warm_up(void) {
     STEP("death signal", prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0));
-    STEP("mount and IPC namespaces", unshare(CLONE_NEWNS | CLONE_NEWIPC));
-    STEP("unmount the zygote's /tmp", umount2("/tmp", MNT_DETACH));
-    STEP("mount /tmp", mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, config->tmpfs_data));
+    STEP("IPC namespace", unshare(CLONE_NEWIPC));
     STEP("securebits", prctl(PR_SET_SECUREBITS, SECUREBITS, 0, 0, 0));
     for (int cap = 0; cap < 64; cap++) {
         int present = prctl(PR_CAPBSET_READ, cap, 0, 0, 0);
@@ -316,7 +314,20 @@ int execd_zygote_receive(struct execd_zygote_request *request) {
 
 int execd_zygote_serve(const struct execd_zygote_config *zygote_config) {
     config = zygote_config;
-    for (;;) {
+    for (int first = 1;; first = 0) {
+        if (!first) {
+            // After every child, execd says NEXT once that child's cgroup is empty (its run's processes all gone):
+            // only then does the next run's /tmp exist, so nothing of one run can reach into the next one's.
+            char next[8];
+            ssize_t n;
+            do n = recv(config->control_fd, next, sizeof next, 0);
+            while (n < 0 && errno == EINTR);
+            if (n != 4 || memcmp(next, "NEXT", 4) != 0) _exit(0);  // execd is gone, or retires the slot
+        }
+        // A fresh /tmp for the next child, in the slot's mount namespace (the first time instead of the zygote's
+        // own, whose files it has read): a mount namespace per child cost ≈ 0.1 ms of CPU per run.
+        if (umount2("/tmp", MNT_DETACH) != 0) _exit(72);
+        if (mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, config->tmpfs_data) != 0) _exit(73);
         pid_t pid = fork();
         if (pid == 0) {
             announce();

@@ -35,11 +35,12 @@ struct execd_zygote_request {
     uint64_t program_length;
 };
 
-/// In the zygote: forks the next warm child, waits for it, reports `EXIT <status>` on the control socket, and
-/// again, for as long as execd is there (then exits the process). Returns only in each child, once it is warm:
-/// announced, in its own mount and IPC namespaces with a fresh /tmp, securebits locked, bounding and ambient sets
-/// empty, no_new_privs, seccomp stacked (0), or after a step failed (-1: the child reports that step when the request
-/// arrives, so the failure ends a run instead of going unnoticed).
+/// In the zygote: mounts a fresh /tmp, forks the next warm child, waits for it, reports `EXIT <status>` on the
+/// control socket, waits for execd's `NEXT` (sent once that child's cgroup is empty), and again, for as long as execd
+/// is there (then exits the process). Returns only in each child, once it is warm: announced, in its own IPC
+/// namespace, securebits locked, bounding and ambient sets empty, no_new_privs, seccomp stacked (0), or after a step
+/// failed (-1: the child reports that step when the request arrives, so the failure ends a run instead of going
+/// unnoticed).
 int execd_zygote_serve(const struct execd_zygote_config *config);
 
 /// In a warm child: waits for the request on its link, then drops to the run's uid, writes the files, sets the

@@ -2,24 +2,26 @@
 #
 # Trust: this file is ours; it runs as root of the slot's user namespace with CAP_SYS_ADMIN, CAP_SETUID,
 # CAP_SETGID and CAP_SETPCAP (nothing else), in the slot's namespaces, under execd's seccomp policy minus the rules
-# for what a child needs to set itself up (unshare, mount, umount2; /tmp/seccomp.bpf holds those). User code only
-# ever runs in a forked child, and only after that child has: been placed by execd in the run's own cgroup, made a
-# private mount and IPC namespace with a fresh /tmp, set the run's rlimits, dropped to another uid (so it cannot
-# signal, trace or write the zygote), emptied every capability set, locked the securebits, set no_new_privs and
-# added the rest of execd's seccomp policy, and closed every fd but its stdio (and the judge's side channel, fd 3).
+# for what the zygote and its children need (unshare, mount, umount2; /tmp/seccomp.bpf denies them again in each
+# child). User code only ever runs in a forked child, and only after that child has: been placed by execd in the
+# run's own cgroup, found a /tmp the zygote mounted fresh for it, made its own IPC namespace, set the run's rlimits,
+# dropped to another uid (so it cannot signal, trace or write the zygote), emptied every capability set, locked the
+# securebits, set no_new_privs and added the rest of execd's seccomp policy, and closed every fd but its stdio (and
+# the judge's side channel, fd 3).
 #
-# The zygote forks the next run's child (the *warm child*) as soon as the previous one is gone, and everything that
-# does not depend on the request happens in the warm child before the request exists: execd is then only one
-# message away from user code.
+# The zygote forks the next run's child (the *warm child*) as soon as execd says the previous one's cgroup is empty
+# (NEXT), and everything that does not depend on the request happens in the warm child before the request exists:
+# execd is then only one message away from user code.
 #
 # The loop and every step of a child's setup are C (/tmp/zygote.so, execd's Native/execd_zygote.c, loaded from a
 # memfd since /tmp is noexec): a fresh fork of CPython copies each page it writes, and CPython writes a reference
 # count on every object it touches, so each Python-level step there cost page faults in every run. What stays in
 # Python is what only Python can do: preload, rehearse the run's Python path, and run the program.
 #
-# Control socket, fd 3 (SOCK_SEQPACKET), zygote -> execd only:
-#   b"WARM" + fds [pidfd of the warm child, execd's end of the child's link]   a warm child exists (sent by it)
-#   b"EXIT <wait status>"                                                       that child ended (sent by the zygote)
+# Control socket, fd 3 (SOCK_SEQPACKET):
+#   zygote -> execd  b"WARM" + fds [pidfd of the warm child, execd's end of its link]   a warm child exists (sent by it)
+#                    b"EXIT <wait status>"                                                that child ended
+#   execd -> zygote  b"NEXT"   that child's cgroup is empty: mount the next /tmp and fork (one per EXIT)
 # Link (SOCK_SEQPACKET, one per warm child), execd <-> that child:
 #   execd -> child  b"I" + request, or b"M" and the request in a memfd (the last fd);
 #                   fds [stdin, stdout, stderr, (side channel), (memfd)]
