@@ -167,15 +167,15 @@ final class SlotPool<Slot: PoolSlot>: @unchecked Sendable {
         let idle = state.withLock { s in
             s.busy[slot.id] = nil
             let worn = slot.runsServed >= s.settings.maxRunsPerSlot || ContinuousClock.now - slot.started > s.settings.maxSlotAge
-            if healthy && !worn && !s.draining && s.idle.count + s.busy.count < s.settings.target {
+            if healthy && !worn && !s.draining && !s.stopped && s.idle.count + s.busy.count < s.settings.target {
                 s.idle.append(slot)
                 return true
             }
-            s.toRetire.append(slot)
+            s.toRetire.append(slot)  // (once stopped, too: a cleanup that ends during shutdown must not leave it idle)
             return false
         }
-        if idle { announceAvailable() }
-        signal()
+        // A slot going idle gives the pool's thread nothing to do: it is woken only for one to retire.
+        if idle { announceAvailable() } else { signal() }
     }
 
     func resize(_ target: Int) {

@@ -122,4 +122,22 @@ struct SlotPoolWarmingTests {
         #expect(started.slots.withLock { $0.filter(\.retired).count } == 1)
         #expect(clock.now - since < .milliseconds(500), "retired within the pool's loop, not its idle tick")
     }
+
+    /// A slot whose cleanup is still running when the pool shuts down is retired when the cleanup ends, not left
+    /// idle (its sandbox would outlive the pool, its cgroup the daemon).
+    @Test func aSlotCleanedUpDuringShutdownIsRetired() async throws {
+        let started = Started()
+        let pool = started.pool(.init(target: 1, maxWarming: 1))
+        try await waitUntil { started.slots.withLock { $0.count } == 1 }
+        started.slots.withLock { $0[0].becomeReady() }
+        try await waitUntil { pool.snapshot.idle == 1 }
+        let slot = try #require(pool.take())
+        pool.giveBack(slot, healthy: true) {
+            Thread.sleep(forTimeInterval: 0.1)  // still cleaning when shutdown begins
+            return true
+        }
+        pool.shutdown()
+        #expect(slot.retired, "retired once its cleanup ended during shutdown")
+        #expect(pool.snapshot.idle == 0)
+    }
 }
