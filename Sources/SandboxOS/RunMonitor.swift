@@ -139,10 +139,8 @@ public struct RunMonitor {
             watch(process.statusFD, POLLIN)
             if !exited { watch(process.exitFD, POLLIN); watch(process.doneFD, POLLIN) }
             watch(control.eventFD, POLLIN)
-            // Done once the process has ended and every pipe reached EOF (the status pipe's too, unless the process
-            // said it was done: its reports end when its reaper does, which it no longer waits for).
-            if exited && process.stdoutFD < 0 && process.stderrFD < 0 && process.sideFD < 0
-                && (process.statusFD < 0 || process.endedEarly) { break }
+            // Done once the process has ended and every pipe reached EOF.
+            if exited && process.stdoutFD < 0 && process.stderrFD < 0 && process.sideFD < 0 && process.statusFD < 0 { break }
 
             var wake = exited ? Duration.seconds(5) : min(wallDeadline, nextCPUCheck) - now
             if !exited, let deadline = side?.killDeadline { wake = min(wake, deadline - now) }
@@ -238,7 +236,9 @@ extension Duration {
 
 extension SandboxProcess: MonitoredProcess {
     public var exitFD: Int32 { pidfd }
-    public var statusFD: Int32 { reportFD }
+    /// The reaper's reports, until the worker said it is done: they end when the reaper does, which the run then no
+    /// longer waits for.
+    public var statusFD: Int32 { doneStatus == nil ? reportFD : -1 }
 
     public func readStatus() -> Bool {
         var buffer = [UInt8](repeating: 0, count: 4096)
