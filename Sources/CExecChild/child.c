@@ -235,31 +235,12 @@ static void keep_only_own_fds(struct execd_child_config *c) {
     syscall(SYS_close_range, next, ~0U, 0);
 }
 
-// The reaper is a fork of the daemon and never execs: without this, /proc/1/cmdline would show the sandbox the
-// daemon's command line. Zero the inherited argument area (its bounds are fields 48-49 of /proc/self/stat) and
-// name the thread. Best effort: on any surprise, leave it.
-static void hide_daemon_identity(void) {
+// The reaper is a fork of the daemon and never execs: zero the inherited argument area (its bounds come from the
+// parent) and name the thread.
+static void hide_daemon_identity(const struct execd_child_config *c) {
     prctl(PR_SET_NAME, "execd-init", 0, 0, 0);
-    char buf[2048];
-    int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0) return;
-    buf[n] = '\0';
-    char *p = strrchr(buf, ')');  // the command name may contain spaces; fields are counted after it
-    if (!p) return;
-    unsigned long long value[2] = {0, 0};
-    for (int field = 2; *p && field <= 49; p++) {
-        if (*p != ' ') continue;
-        field++;
-        if (field == 48 || field == 49) {
-            unsigned long long v = 0;
-            for (char *q = p + 1; *q >= '0' && *q <= '9'; q++) v = v * 10 + (unsigned long long)(*q - '0');
-            value[field - 48] = v;
-        }
-    }
-    if (value[0] && value[1] > value[0] && value[1] - value[0] < (1 << 20)) memset((void *)value[0], 0, value[1] - value[0]);
+    if (c->arg_start && c->arg_end > c->arg_start && c->arg_end - c->arg_start < (1 << 20))
+        memset((void *)(uintptr_t)c->arg_start, 0, c->arg_end - c->arg_start);
 }
 
 __attribute__((noreturn)) static void child_main(const struct execd_child_config *config) {
@@ -273,7 +254,7 @@ __attribute__((noreturn)) static void child_main(const struct execd_child_config
     // Dies with the spawning thread until the ids are set (set*id clears this; it is set again below).
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) fail(&c, EXECD_STAGE_DEATH_SIGNAL);
     keep_only_own_fds(&c);
-    hide_daemon_identity();
+    hide_daemon_identity(&c);
 
     // Wait until the parent has written our id maps (and, on cgroup v1, placed us in the run's cgroups).
     char go = 0;

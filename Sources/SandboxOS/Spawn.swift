@@ -183,8 +183,26 @@ public enum SandboxSpawner {
         config.sync_fd = pipes.sync.read
         config.report_fd = pipes.report.write
         config.cgroup_fd = cgroupFD ?? -1
+        (config.arg_start, config.arg_end) = Self.argumentArea
         return config
     }
+
+    /// This process's argument area, fields 48-49 of /proc/self/stat (read once: a fork has the same addresses).
+    /// (0, 0) if it cannot be read; the reaper then leaves it as it is.
+    static let argumentArea: (UInt64, UInt64) = {
+        let fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return (0, 0) }
+        defer { close(fd) }
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        // The command name may contain spaces: fields are counted after its ")", where field 3 begins.
+        guard n > 0, let close = buffer[0..<n].lastIndex(of: UInt8(ascii: ")")) else { return (0, 0) }
+        let fields = buffer[(close + 1)..<n].split(whereSeparator: { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\n") })
+        guard fields.count > 46, let start = UInt64(String(decoding: fields[45], as: UTF8.self)),
+              let end = UInt64(String(decoding: fields[46], as: UTF8.self))
+        else { return (0, 0) }
+        return (start, end)
+    }()
 }
 
 /// Parent-side memory for the child's config; freed once clone3 has returned (the child has its own copy).

@@ -73,6 +73,10 @@ struct execd_child_config {
     int32_t sync_fd;                ///< read end; the parent writes one byte once id maps and cgroups are set
     int32_t report_fd;              ///< write end for `execd_report` records
     int32_t cgroup_fd;              ///< cgroup v2 directory for CLONE_INTO_CGROUP, or -1
+    /// The daemon's argument area (fields 48-49 of its /proc/self/stat, read once by the parent): the reaper, a fork
+    /// of the daemon that never execs, zeroes it so that /proc/1/cmdline does not show the sandbox the daemon's
+    /// command line. 0, 0: leave it.
+    uint64_t arg_start, arg_end;
 };
 
 /// Where the child failed. Mirrored in Swift as `ChildStage`.
