@@ -57,30 +57,6 @@ __attribute__((noreturn)) static void fail(const struct execd_child_config *c, i
     _exit(127);
 }
 
-// Joins root + target into buf; returns 0, or -1 (ENAMETOOLONG) when it does not fit.
-static int join_path(char *buf, size_t size, const char *root, const char *target) {
-    size_t a = strlen(root), b = strlen(target);
-    if (a + b + 1 > size) {
-        errno = ENAMETOOLONG;
-        return -1;
-    }
-    memcpy(buf, root, a);
-    memcpy(buf + a, target, b + 1);
-    return 0;
-}
-
-// mkdir -p for every parent directory of path (not path itself).
-static int make_parents(char *path) {
-    for (char *p = path + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = '\0';
-        int rc = mkdir(path, 0755);
-        *p = '/';
-        if (rc != 0 && errno != EEXIST) return -1;
-    }
-    return 0;
-}
-
 static int set_mount_attr(const char *path, uint64_t attrs, unsigned int flags) {
     struct execd_mount_attr attr = {.attr_set = attrs};
     return (int)syscall(SYS_mount_setattr, AT_FDCWD, path, flags, &attr, sizeof attr);
@@ -101,9 +77,8 @@ static int bind_at(const char *source, const char *path, uint64_t attrs) {
     return set_mount_attr(path, attrs, EXECD_AT_RECURSIVE);
 }
 
-static int apply_mount(const struct execd_child_config *c, const struct execd_mount *m) {
-    char path[4096];
-    if (join_path(path, sizeof path, c->root_dir, m->target) != 0 || make_parents(path) != 0) return -1;
+static int apply_mount(const struct execd_mount *m) {
+    const char *path = m->target;
     switch (m->kind) {
     case EXECD_MOUNT_BIND_RO:
         return bind_at(m->source, path,
@@ -120,10 +95,9 @@ static int apply_mount(const struct execd_child_config *c, const struct execd_mo
     }
 }
 
-static int write_file(const struct execd_child_config *c, const struct execd_file *f) {
-    char path[4096];
-    if (join_path(path, sizeof path, c->root_dir, f->path) != 0 || make_parents(path) != 0) return -1;
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, f->mode);
+static int write_file(const struct execd_file *f) {
+    if (S_ISDIR(f->mode)) return (mkdir(f->path, f->mode & 07777) == 0 || errno == EEXIST) ? 0 : -1;
+    int fd = open(f->path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, f->mode);
     if (fd < 0) return -1;
     const char *p = f->data;
     uint64_t left = f->length;
@@ -142,22 +116,21 @@ static int write_file(const struct execd_child_config *c, const struct execd_fil
 
 // Builds the private root: tmpfs, read-only binds, /dev, a fresh /proc, /tmp with the run's files.
 static void build_root(const struct execd_child_config *c) {
-    char path[4096];
     // No mount event of ours may propagate back to the host.
     if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) fail(c, EXECD_STAGE_MOUNT_PRIVATE);
     if (mount("tmpfs", c->root_dir, "tmpfs", MS_NOSUID | MS_NODEV, c->root_tmpfs_data) != 0)
         fail(c, EXECD_STAGE_MOUNT_ROOT);
     for (int i = 0; i < c->mount_count; i++)
-        if (apply_mount(c, &c->mounts[i]) != 0) fail(c, EXECD_STAGE_MOUNT_PLAN);
+        if (apply_mount(&c->mounts[i]) != 0) fail(c, EXECD_STAGE_MOUNT_PLAN);
     // proc must be mounted while the host's /proc is still visible (the kernel checks it is not "too revealing").
-    if (join_path(path, sizeof path, c->root_dir, "/proc") != 0 || (mkdir(path, 0555) != 0 && errno != EEXIST) ||
-        mount("proc", path, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0)
+    if ((mkdir(c->proc_dir, 0555) != 0 && errno != EEXIST) ||
+        mount("proc", c->proc_dir, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0)
         fail(c, EXECD_STAGE_MOUNT_PROC);
-    if (join_path(path, sizeof path, c->root_dir, "/tmp") != 0 || (mkdir(path, 01777) != 0 && errno != EEXIST) ||
-        mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, c->tmp_tmpfs_data) != 0)
+    if ((mkdir(c->tmp_dir, 01777) != 0 && errno != EEXIST) ||
+        mount("tmpfs", c->tmp_dir, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, c->tmp_tmpfs_data) != 0)
         fail(c, EXECD_STAGE_MOUNT_TMP);
     for (int i = 0; i < c->file_count; i++)
-        if (write_file(c, &c->files[i]) != 0) fail(c, EXECD_STAGE_WRITE_FILES);
+        if (write_file(&c->files[i]) != 0) fail(c, EXECD_STAGE_WRITE_FILES);
     // pivot_root(".", ".") stacks the old root on the new one; detaching it leaves no host path reachable.
     if (chdir(c->root_dir) != 0 || syscall(SYS_pivot_root, ".", ".") != 0 || umount2(".", MNT_DETACH) != 0 ||
         chdir("/") != 0)

@@ -135,28 +135,52 @@ public enum SandboxSpawner {
         config.root_dir = arena.string(spec.rootDirectory)
         config.root_tmpfs_data = arena.string("size=1m,nr_inodes=256,mode=0755")
         config.tmp_tmpfs_data = arena.string("size=\(spec.tmpfsBytes),nr_inodes=\(spec.tmpfsInodes),mode=1777")
-        let mounts = arena.array(of: execd_mount.self, count: spec.mounts.count)
-        for (i, entry) in spec.mounts.enumerated() {
-            mounts[i] = switch entry {
-            case .bindReadOnly(let source, let target):
-                execd_mount(kind: Int32(EXECD_MOUNT_BIND_RO.rawValue), source: arena.string(source), target: arena.string(target))
-            case .device(let source, let target):
-                execd_mount(kind: Int32(EXECD_MOUNT_DEVICE.rawValue), source: arena.string(source), target: arena.string(target))
-            case .symlink(let target, let text):
-                execd_mount(kind: Int32(EXECD_MOUNT_SYMLINK.rawValue), source: arena.string(text), target: arena.string(target))
-            case .directory(let target):
-                execd_mount(kind: Int32(EXECD_MOUNT_DIR.rawValue), source: nil, target: arena.string(target))
+        // Host paths under the root directory, and every directory above a target or a file made before it, so
+        // the child only follows the list.
+        let root = spec.rootDirectory
+        var made = Set<String>()
+        func directoriesAbove(_ path: String) -> [String] {
+            var above: [String] = [], current = ""
+            for component in path.split(separator: "/").dropLast() {
+                current += "/" + component
+                if made.insert(current).inserted { above.append(current) }
             }
+            return above
         }
+        var plan: [execd_mount] = []
+        func directory(_ path: String) -> execd_mount {
+            execd_mount(kind: Int32(EXECD_MOUNT_DIR.rawValue), source: nil, target: arena.string(root + path))
+        }
+        for entry in spec.mounts {
+            let (kind, source, target): (execd_mount_kind, String?, String) = switch entry {
+            case .bindReadOnly(let source, let target): (EXECD_MOUNT_BIND_RO, source, target)
+            case .device(let source, let target): (EXECD_MOUNT_DEVICE, source, target)
+            case .symlink(let target, let text): (EXECD_MOUNT_SYMLINK, text, target)
+            case .directory(let target): (EXECD_MOUNT_DIR, nil, target)
+            }
+            plan += directoriesAbove(target).map(directory)
+            if kind == EXECD_MOUNT_DIR { made.insert(target) }
+            plan.append(execd_mount(kind: Int32(kind.rawValue), source: source.map(arena.string), target: arena.string(root + target)))
+        }
+        let mounts = arena.array(of: execd_mount.self, count: plan.count)
+        for (i, entry) in plan.enumerated() { mounts[i] = entry }
         config.mounts = UnsafePointer(mounts)
-        config.mount_count = Int32(spec.mounts.count)
-        let files = arena.array(of: execd_file.self, count: spec.files.count)
-        for (i, file) in spec.files.enumerated() {
-            files[i] = execd_file(path: arena.string(file.path), data: arena.bytes(file.contents),
-                                  length: UInt64(file.contents.count), mode: file.mode)
+        config.mount_count = Int32(plan.count)
+        config.proc_dir = arena.string(root + "/proc")
+        config.tmp_dir = arena.string(root + "/tmp")
+        made = ["/tmp"]  // mounted before the files
+        var entries: [execd_file] = []
+        for file in spec.files {
+            entries += directoriesAbove(file.path).map {
+                execd_file(path: arena.string(root + $0), data: nil, length: 0, mode: UInt32(S_IFDIR) | 0o755)
+            }
+            entries.append(execd_file(path: arena.string(root + file.path), data: arena.bytes(file.contents),
+                                      length: UInt64(file.contents.count), mode: file.mode))
         }
+        let files = arena.array(of: execd_file.self, count: entries.count)
+        for (i, entry) in entries.enumerated() { files[i] = entry }
         config.files = UnsafePointer(files)
-        config.file_count = Int32(spec.files.count)
+        config.file_count = Int32(entries.count)
         config.hostname = arena.string(spec.hostname)
         config.exec_path = arena.string(spec.executable)
         config.argv = arena.stringArray(spec.arguments)

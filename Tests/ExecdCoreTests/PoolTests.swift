@@ -74,6 +74,28 @@ extension EndToEnd {
             #expect(try await status(d).oneShotRuns == before, "the run must have used a warm slot")
         }
 
+        /// The same in a one-shot sandbox (another /tmp size): the parent lists the directories above each file, the
+        /// child creates them in order.
+        @Test func argumentsAndFilesArriveIntactInAOneShotSandbox() async throws {
+            let d = try await daemon()
+            let before = try await status(d).oneShotRuns
+            var request = Execd_V1_RunRequest()
+            request.language = .python
+            request.code = Data("import sys, os\nprint(repr(sys.argv[1:]))\nprint(repr(open('/tmp/d/e/f g.txt', 'rb').read()))\nprint(oct(os.stat('/tmp/d/run.sh').st_mode & 0o777), oct(os.stat('/tmp/d/e').st_mode & 0o777))".utf8)
+            request.args = ["a b", "", "é ✓"]
+            request.files = [
+                Execd_V1_File.with { $0.path = "d/e/f g.txt"; $0.content = Data([0, 10, 32, 255, 49]) },
+                Execd_V1_File.with { $0.path = "d/run.sh"; $0.content = Data("#!/bin/sh\n".utf8); $0.executable = true },
+            ]
+            request.limits.tmpfsBytes = 8 << 20
+            let client = try await d.client()
+            defer { Task { await client.close() } }
+            let r = try await client.run(request)
+            #expect(r.status == .ok, "\(r.err)")
+            #expect(r.out == "['a b', '', 'é ✓']\nb'\\x00\\n \\xff1'\n0o755 0o755\n", "\(r.out)")
+            #expect(try await status(d).oneShotRuns == before + 1)
+        }
+
         /// A zygote's children get the slot's /tmp size; a run that asks for another one runs one-shot and gets it.
         @Test func anotherTmpfsSizeRunsOneShotWithThatSize() async throws {
             let d = try await daemon()

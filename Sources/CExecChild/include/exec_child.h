@@ -13,7 +13,8 @@
 extern "C" {
 #endif
 
-/// What one entry of the mount plan does. Targets are absolute paths inside the sandbox ("/usr").
+/// What one entry of the mount plan does. Targets are host paths under the root directory, and every directory above
+/// a target has an entry of its own before it (the parent computes both before clone3).
 enum execd_mount_kind {
     EXECD_MOUNT_BIND_RO = 1,  ///< recursive bind of a host directory or file, read-only, nosuid, nodev
     EXECD_MOUNT_DEVICE = 2,   ///< bind of a host device node (null, zero, ...): writable, nosuid, noexec
@@ -27,9 +28,10 @@ struct execd_mount {
     const char *target;
 };
 
-/// A file created inside the sandbox after its /tmp is mounted (the program, the harness, inputs).
+/// A file created inside the sandbox after its /tmp is mounted (the program, the harness, inputs), or a directory
+/// (`mode` has S_IFDIR) above the files that follow it.
 struct execd_file {
-    const char *path;  ///< absolute inside the sandbox, under /tmp
+    const char *path;  ///< a host path under the root directory's /tmp
     const void *data;
     uint64_t length;
     uint32_t mode;
@@ -47,6 +49,8 @@ struct execd_child_config {
     const char *root_dir;         ///< empty host directory; the child mounts its private root tmpfs there
     const char *root_tmpfs_data;  ///< mount data for the root tmpfs ("size=...,mode=0755")
     const char *tmp_tmpfs_data;   ///< mount data for /tmp ("size=...,nr_inodes=...,mode=1777")
+    const char *proc_dir;         ///< root_dir + "/proc"
+    const char *tmp_dir;          ///< root_dir + "/tmp"
     const struct execd_mount *mounts;
     int32_t mount_count;
     const struct execd_file *files;
