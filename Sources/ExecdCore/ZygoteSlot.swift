@@ -235,10 +235,12 @@ final class ZygoteSlot: PoolSlot, @unchecked Sendable {
         return bytes
     }
 
-    /// The request a zygote's child reads (zygote.py's `parse`): one line of decimal numbers (side channel; the
-    /// arguments' lengths; the rlimits; each file's mode, path length and content length), then the bytes they
-    /// measure: the arguments, then each file's path and content. The program is the first file.
+    /// The request a zygote's child reads (execd_zygote.c): one line of decimal numbers (side channel; the arguments'
+    /// lengths; the rlimits; each file's mode, path length and content length), then the bytes they measure: the
+    /// arguments, then each file's path and content. The program is the first file; the directories above a file are
+    /// entries before it (mode S_IFDIR, no content).
     static func zygoteRequest(files: [SandboxFile], args: [String], rlimits: [ResourceLimit], side: Bool) -> [UInt8] {
+        let files = SandboxFile.withDirectories(files)
         var numbers: [String] = [side ? "1" : "0", "\(args.count)"]
         numbers += args.map { "\($0.utf8.count)" }
         numbers.append("\(rlimits.count)")

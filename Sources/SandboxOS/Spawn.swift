@@ -13,6 +13,34 @@ public struct SandboxFile: Sendable, Equatable {
         self.contents = contents
         self.mode = mode
     }
+
+    /// A directory entry (`mode` has S_IFDIR): created, not written.
+    public var isDirectory: Bool { mode & UInt32(S_IFMT) == UInt32(S_IFDIR) }
+
+    /// `files` with an entry for every directory above each of them (mode 0755) just before it, skipping the
+    /// directories in `existing` and those already listed: whoever writes them (a sandbox's child, a zygote's child)
+    /// creates them in order, without looking at paths.
+    public static func withDirectories(_ files: [SandboxFile], existing: Set<String> = ["/tmp"]) -> [SandboxFile] {
+        var made = existing
+        var entries: [SandboxFile] = []
+        for file in files {
+            entries += directories(above: file.path, made: &made).map {
+                SandboxFile(path: $0, contents: [], mode: UInt32(S_IFDIR) | 0o755)
+            }
+            entries.append(file)
+        }
+        return entries
+    }
+
+    /// The directories above `path` that are not in `made` yet, outermost first (and now in `made`).
+    static func directories(above path: String, made: inout Set<String>) -> [String] {
+        var above: [String] = [], current = ""
+        for component in path.split(separator: "/").dropLast() {
+            current += "/" + component
+            if made.insert(current).inserted { above.append(current) }
+        }
+        return above
+    }
 }
 
 /// One rlimit the child sets before dropping privileges.
@@ -139,14 +167,6 @@ public enum SandboxSpawner {
         // the child only follows the list.
         let root = spec.rootDirectory
         var made = Set<String>()
-        func directoriesAbove(_ path: String) -> [String] {
-            var above: [String] = [], current = ""
-            for component in path.split(separator: "/").dropLast() {
-                current += "/" + component
-                if made.insert(current).inserted { above.append(current) }
-            }
-            return above
-        }
         var plan: [execd_mount] = []
         func directory(_ path: String) -> execd_mount {
             execd_mount(kind: Int32(EXECD_MOUNT_DIR.rawValue), source: nil, target: arena.string(root + path))
@@ -158,7 +178,7 @@ public enum SandboxSpawner {
             case .symlink(let target, let text): (EXECD_MOUNT_SYMLINK, text, target)
             case .directory(let target): (EXECD_MOUNT_DIR, nil, target)
             }
-            plan += directoriesAbove(target).map(directory)
+            plan += SandboxFile.directories(above: target, made: &made).map(directory)
             if kind == EXECD_MOUNT_DIR { made.insert(target) }
             plan.append(execd_mount(kind: Int32(kind.rawValue), source: source.map(arena.string), target: arena.string(root + target)))
         }
@@ -168,17 +188,12 @@ public enum SandboxSpawner {
         config.mount_count = Int32(plan.count)
         config.proc_dir = arena.string(root + "/proc")
         config.tmp_dir = arena.string(root + "/tmp")
-        made = ["/tmp"]  // mounted before the files
-        var entries: [execd_file] = []
-        for file in spec.files {
-            entries += directoriesAbove(file.path).map {
-                execd_file(path: arena.string(root + $0), data: nil, length: 0, mode: UInt32(S_IFDIR) | 0o755)
-            }
-            entries.append(execd_file(path: arena.string(root + file.path), data: arena.bytes(file.contents),
-                                      length: UInt64(file.contents.count), mode: file.mode))
-        }
+        let entries = SandboxFile.withDirectories(spec.files)
         let files = arena.array(of: execd_file.self, count: entries.count)
-        for (i, entry) in entries.enumerated() { files[i] = entry }
+        for (i, file) in entries.enumerated() {
+            files[i] = execd_file(path: arena.string(root + file.path), data: arena.bytes(file.contents),
+                                  length: UInt64(file.contents.count), mode: file.mode)
+        }
         config.files = UnsafePointer(files)
         config.file_count = Int32(entries.count)
         config.hostname = arena.string(spec.hostname)

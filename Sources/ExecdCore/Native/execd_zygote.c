@@ -143,19 +143,7 @@ static uint64_t next_number(struct numbers *n) {
     return value;
 }
 
-/// `mkdir -p` of the directories above `path` (a NUL-terminated copy we may write to).
-static int make_parents(char *path) {
-    char *top = strchr(path + 1, '/');  // past /tmp, which exists
-    if (top == NULL) return 0;
-    for (char *slash = strchr(top + 1, '/'); slash != NULL; slash = strchr(slash + 1, '/')) {
-        *slash = '\0';
-        int rc = mkdir(path, 0777);
-        *slash = '/';
-        if (rc != 0 && errno != EEXIST) return -1;
-    }
-    return 0;
-}
-
+/// A file of the request, or a directory (execd lists the directories above each file before it).
 static void write_file(const char *path_bytes, uint64_t path_length, uint32_t mode, const char *data, uint64_t length) {
     char path[MAX_PATH];
     if (path_length == 0 || path_length >= sizeof path || memchr(path_bytes, '\0', path_length) != NULL) {
@@ -163,8 +151,11 @@ static void write_file(const char *path_bytes, uint64_t path_length, uint32_t mo
     }
     memcpy(path, path_bytes, path_length);
     path[path_length] = '\0';
-    if (make_parents(path) != 0) report("mkdir", errno);
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+    if (S_ISDIR(mode)) {
+        if (mkdir(path, mode & 07777) != 0 && errno != EEXIST) report("mkdir", errno);
+        return;
+    }
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode & 07777);
     if (fd < 0) report("create file", errno);
     while (length > 0) {
         ssize_t written = write(fd, data, length > (1u << 30) ? (1u << 30) : (size_t)length);
@@ -267,7 +258,7 @@ int execd_zygote_receive(struct execd_zygote_request *request) {
         const char *path = blob + offset;
         const char *content = path + path_length;
         offset += path_length + content_length;
-        write_file(path, path_length, mode & 07777, content, content_length);
+        write_file(path, path_length, mode, content, content_length);
         if (i == 0) {
             request->program = content;
             request->program_length = content_length;

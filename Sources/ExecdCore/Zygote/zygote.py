@@ -28,7 +28,8 @@
 #                   request: one line of decimal numbers, then the bytes it measures. The numbers: side channel
 #                   (0/1); the argument count and each argument's length; the rlimit count and (resource, soft,
 #                   hard) for each; the file count and (mode, path length, content length) for each. The bytes: the
-#                   arguments, then each file's path and content. The program is the first file.
+#                   arguments, then each file's path and content. The program is the first file; directories
+#                   (mode S_IFDIR) come before the files under them.
 #   child -> execd  b"DONE <wait status>"   the program is done and the child has closed all else; it exits next
 #                   (advisory: user code holds the link too, so execd only ends the run on it, see ZygoteRun)
 # Control socket, warm child -> execd:
