@@ -33,9 +33,9 @@ extension RunEngine {
         }
         slot.nextGroup = nil
         slot.warm = nil
-        // After the result, on the pool's thread: the run's cgroup is emptied (every process of the run killed and
-        // gone) and its peak reset, and the zygote's next warm child placed in it; the slot is not handed out again
-        // before that is done. A run whose processes will not die must not share a slot with the next run: the slot
+        // After the result, on a cleaner thread: the run's cgroup is emptied (every process of the run killed and
+        // gone) and its peak reset, the zygote told NEXT and its next warm child placed in the cgroup; the slot is
+        // not handed out again before that is done. A run whose processes will not die must not share a slot with the next run: the slot
         // is then retired.
         let cgroups = self.cgroups
         let defaults = CgroupLimits(memoryBytes: config.defaults.memoryBytes, maxProcesses: config.defaults.maxProcesses,
@@ -96,8 +96,7 @@ extension RunEngine {
         }
         do {
             baseline = try slot.cgroup.usage()
-            var payload = ZygoteSlot.payload(files: files, args: request.args, rlimits: [], side: side != nil)
-            payload.reserveCapacity(payload.count)
+            let payload = ZygoteSlot.payload(files: files, args: request.args, rlimits: [], side: side != nil)
             let process = slot.process
             guard payload.withUnsafeBytes({ raw -> Bool in
                 var offset = 0

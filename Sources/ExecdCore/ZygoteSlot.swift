@@ -33,7 +33,8 @@ final class ZygoteSlot: PoolSlot, @unchecked Sendable {
     var preparedLimits: CgroupLimits?
     private var groups = 0
 
-    /// Makes the next run's cgroup now (on the pool's thread), so a run only has to join it.
+    /// Makes the next run's cgroup now (off the request path: a cleaner thread, or the pool's at start), so a run
+    /// only has to join it.
     func prepareNextGroup(_ cgroups: any CgroupManager, limits: CgroupLimits) {
         groups += 1
         nextGroup = try? cgroups.createRunGroup(name: "\(id)-run\(groups)", limits: limits)
@@ -81,8 +82,9 @@ final class ZygoteSlot: PoolSlot, @unchecked Sendable {
     }
 
     /// Takes the zygote's next warm child (waiting for it up to `timeout`) and places it in `nextGroup`, so the run
-    /// that gets it only has to send its request. Off the request path, on the pool's thread, and only once the
-    /// previous run's cgroup is empty: that is when the zygote may mount the next /tmp and fork (`NEXT`).
+    /// that gets it only has to send its request. Off the request path (a cleaner thread, or the pool's at start),
+    /// and only once the previous run's cgroup is empty: that is when the zygote may mount the next /tmp and fork
+    /// (`NEXT`).
     func adoptWarmChild(timeout: Duration = .seconds(10)) throws {
         guard warm == nil else { return }
         guard let group = nextGroup else { throw ExecdError(.internalError, "slot \(id) has no cgroup for its next run") }

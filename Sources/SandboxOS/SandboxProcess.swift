@@ -199,11 +199,8 @@ public final class SandboxProcess: @unchecked Sendable {
             kill()
             _ = reap()
         }
-        for keyPath in [\SandboxProcess.stdinFD, \.stdoutFD, \.stderrFD, \.sideFD, \.reportFD, \.inputFD, \.syncFD, \.pidfd]
-            as [ReferenceWritableKeyPath<SandboxProcess, Int32>]
-        {
-            closeFD(&self[keyPath: keyPath])
-        }
+        closeAllButPidfd()
+        closeFD(&pidfd)
     }
 
     /// Closes the pipes and sockets but keeps the pidfd, so that whoever retires the sandbox reaps it.
