@@ -40,6 +40,12 @@ struct Execd: AsyncParsableCommand {
     @Option(help: "Warm slots per language, e.g. python=4,javascript=2 (0 disables a pool).")
     var pool: String?
 
+    @Option(help: "A warm Python slot is replaced after this many runs (default 10000).")
+    var slotMaxRuns: Int?
+
+    @Option(help: "A warm slot is replaced after this many seconds (default 600).")
+    var slotMaxAge: Int?
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level?
 
@@ -67,8 +73,13 @@ struct Execd: AsyncParsableCommand {
         for (language, slots) in try Self.poolSizes(pool ?? file.pool) {
             if language == "python" { engineConfig.pythonSlots = slots } else { engineConfig.javascriptSlots = slots }
         }
+        if let n = slotMaxRuns ?? file.slotMaxRuns { engineConfig.maxRunsPerSlot = n }
+        if let seconds = slotMaxAge ?? file.slotMaxAge { engineConfig.maxSlotAge = .seconds(seconds) }
         guard engineConfig.maxConcurrentRuns >= 1, engineConfig.maxQueuedRuns >= 0 else {
             throw ValidationError("max-concurrent-runs must be at least 1 and queue-limit at least 0")
+        }
+        guard engineConfig.maxRunsPerSlot >= 1, engineConfig.maxSlotAge >= .seconds(1) else {
+            throw ValidationError("slot-max-runs and slot-max-age must be at least 1")
         }
 
         let subtree = cgroupSubtree ?? file.cgroupSubtree ?? "execd"
@@ -120,6 +131,9 @@ struct ExecdConfigFile: Decodable {
     var cgroupSubtree: String?
     var logLevel: String?
     var pool: String?
+    var slotMaxRuns: Int?
+    /// Seconds.
+    var slotMaxAge: Int?
     /// Host paths mirrored read-only into every sandbox (default: /usr, /lib*, /bin, /sbin, /etc).
     var readOnlyPaths: [String]?
 
