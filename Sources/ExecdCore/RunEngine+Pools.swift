@@ -33,19 +33,24 @@ extension RunEngine {
         }
         slot.nextGroup = nil
         slot.warm = nil
-        // After the result, on a cleaner thread: the run's cgroup is emptied (every process of the run killed and
-        // gone) and its peak reset, the zygote told NEXT and its next warm child placed in the cgroup; the slot is
-        // not handed out again before that is done. A run whose processes will not die must not share a slot with the next run: the slot
-        // is then retired.
+        // After the result, on a cleaner thread: the zygote reaps every process of the run (it is their subreaper;
+        // the run's end sent SIGKILL through the cgroup) and only then forks its next warm child, so once that child
+        // is here the run's cgroup is empty: it is recycled (peak reset) and the child placed in it. The slot is not
+        // handed out again before that is done. A run whose processes will not die must not share a slot with the
+        // next run: the slot is then retired.
         let cgroups = self.cgroups
         let defaults = CgroupLimits(memoryBytes: config.defaults.memoryBytes, maxProcesses: config.defaults.maxProcesses,
                                     cpuQuotaMillicores: config.defaults.cpuQuotaMillicores)
-        func cleanup(adopt: Bool, childExiting: Bool = false) -> @Sendable () -> Bool {
+        func cleanup(adopt: Bool) -> @Sendable () -> Bool {
             {
-                // A run that ended on its child's DONE was answered while the child was still exiting.
-                if childExiting && !slot.awaitChildExit(timeout: .seconds(2)) { return false }
-                guard slot.recycleGroup(cgroup, limits: defaults, cgroups: cgroups, applied: wanted) else { return false }
-                return !adopt || (try? slot.adoptWarmChild(timeout: .seconds(5))) != nil
+                let child = adopt ? try? slot.receiveWarmChild(timeout: .seconds(5), whileWaiting: { try? cgroup.signalAll() }) : nil
+                guard slot.recycleGroup(cgroup, limits: defaults, cgroups: cgroups, applied: wanted) else {
+                    child?.kill()
+                    return false
+                }
+                guard adopt else { return true }
+                guard let child else { return false }
+                return (try? slot.place(child)) != nil
             }
         }
         let baseline = (try? cgroup.usage()) ?? CgroupUsage(cpuTime: .zero, memoryPeakBytes: 0, oomKills: 0)
@@ -61,11 +66,10 @@ extension RunEngine {
         let result = finish(runID, process: run, cgroup: cgroup, request: request, limits: limits, side: side,
                             control: control, cpuBaseline: baseline.cpuTime, oomBaseline: baseline.oomKills)
         slot.runsServed += 1
-        if run.readExit { slot.nextOwed += 1 }
         slot.lastStatus = result.status
         slot.lastPeakMemory = result.memoryPeakBytes
         let healthy = !run.zygoteBroken && result.status != .internalError && slot.isAlive
-        pool.giveBack(slot, healthy: healthy, cleanup: cleanup(adopt: healthy, childExiting: run.endedEarly))
+        pool.giveBack(slot, healthy: healthy, cleanup: cleanup(adopt: healthy))
         return result
     }
 

@@ -20,10 +20,11 @@ public struct EngineConfig: Sendable {
     public var defaults = RunLimits.defaults
     public var maxima = RunLimits.maxima
     public var tmpfsInodes = 4096
-    /// Warm Python zygotes (0 disables the pool: every run starts a fresh interpreter). Two more than the runs that
-    /// execute at once: a slot stays busy for a fraction of a millisecond after its run is answered (the child's
-    /// exit, the next warm child), and at full concurrency runs would otherwise wait for it.
-    public var pythonSlots = max(4, 2 * System.coreCount) + 2
+    /// Warm Python zygotes (0 disables the pool: every run starts a fresh interpreter). Twice the runs that execute
+    /// at once, and two: a slot stays busy after its run is answered until the zygote has reaped the run and forked
+    /// the next warm child, which at full load takes as long as a run (concurrency 4 with 6 slots: runs waited for
+    /// one 1.7 times per run, two thread wake-ups each).
+    public var pythonSlots = 2 * max(4, 2 * System.coreCount) + 2
     /// Pre-started single-use JavaScript workers (0 disables them).
     public var javascriptSlots = max(2, System.coreCount)
     /// A slot is replaced after this many runs or this long, whichever comes first (bounds how long one interpreter's

@@ -59,55 +59,40 @@ final class ZygoteSlot: PoolSlot, @unchecked Sendable {
         return true
     }
 
-    /// The zygote's `EXIT`s read elsewhere (by the run, or by `awaitChildExit`) not yet answered with `NEXT`. The
-    /// zygote waits for one `NEXT` after every child, and mounts the next child's /tmp on it: each is sent only once
-    /// that child's cgroup is empty (see `adoptWarmChild`).
-    var nextOwed = 0
-
-    /// After a run that ended on its child's `DONE`: waits (bounded) for the zygote's `EXIT` of that child, so that
-    /// the run's cgroup is empty, or nearly, by the time it is recycled (a wait in poll, not a polling loop). False
-    /// when the zygote said anything else or nothing: the slot is then not to be trusted.
-    func awaitChildExit(timeout: Duration) -> Bool {
-        guard let message = try? control.receive(timeout: timeout) else { return false }
-        for fd in message.fds { close(fd) }
-        guard message.fds.isEmpty && message.message.starts(with: Array("EXIT ".utf8)) else { return false }
-        nextOwed += 1
-        return true
-    }
-
-    private func sendNext() throws {
-        do { try control.send(Array("NEXT".utf8), fds: []) } catch {
-            throw ExecdError(.internalError, "zygote \(id) is gone: \(error)")
-        }
-    }
-
     /// Takes the zygote's next warm child (waiting for it up to `timeout`) and places it in `nextGroup`, so the run
-    /// that gets it only has to send its request. Off the request path (a cleaner thread, or the pool's at start),
-    /// and only once the previous run's cgroup is empty: that is when the zygote may mount the next /tmp and fork
-    /// (`NEXT`).
+    /// that gets it only has to send its request. Off the request path (a cleaner thread, or the pool's at start).
     func adoptWarmChild(timeout: Duration = .seconds(10)) throws {
         guard warm == nil else { return }
-        guard let group = nextGroup else { throw ExecdError(.internalError, "slot \(id) has no cgroup for its next run") }
-        while nextOwed > 0 {
-            try sendNext()
-            nextOwed -= 1
+        try place(try receiveWarmChild(timeout: timeout))
+    }
+
+    /// Waits (up to `timeout`) for the zygote's next warm child. The zygote forks it only once every process of the
+    /// previous run is gone (it is their subreaper and reaps them all), so from here the previous run's cgroup is
+    /// empty. `whileWaiting` runs each time 20 ms pass without it: the cleanup kills the previous run's processes
+    /// again there, in case one was forked while the first kill round went through the group.
+    func receiveWarmChild(timeout: Duration, whileWaiting: () -> Void = {}) throws -> WarmChild {
+        let deadline = ContinuousClock.now + timeout
+        func next() throws -> (message: [UInt8], fds: [Int32])? {
+            while true {
+                let left = deadline - ContinuousClock.now
+                do { return try control.receive(timeout: max(.zero, min(left, .milliseconds(20)))) } catch {
+                    guard (error as? SystemError)?.errno == ETIMEDOUT, left > .milliseconds(20) else {
+                        throw ExecdError(.internalError, "zygote \(id) did not fork a warm child (\(error)): \(process.drainStderr())")
+                    }
+                    whileWaiting()
+                }
+            }
         }
         var message: (message: [UInt8], fds: [Int32])?
         var stale = 0
         repeat {
-            // What is left over comes first: the previous child's EXIT if its run ended without reading it (killed at
-            // a limit), a warm child's ERR and EXIT if it died before announcing itself. Each EXIT gets its NEXT now
-            // (that child's processes are gone: its run's cgroup was emptied, or it never had one). Not without
-            // bound: a zygote whose children keep dying is broken.
-            do { message = try control.receive(timeout: timeout) } catch {
-                throw ExecdError(.internalError, "zygote \(id) did not fork a warm child (\(error)): \(process.drainStderr())")
-            }
-            guard let current = message, current.fds.isEmpty else { break }
-            if current.message.starts(with: Array("EXIT ".utf8)) {
-                try sendNext()
-            } else if !current.message.starts(with: Array("ERR ".utf8)) {
-                break
-            }
+            // What may come first: the previous child's EXIT if its run did not read it (a run that ended on DONE),
+            // a warm child's ERR and EXIT if it died before announcing itself. Not without bound: a zygote whose
+            // children keep dying is broken.
+            message = try next()
+            guard let current = message, current.fds.isEmpty,
+                  current.message.starts(with: Array("EXIT ".utf8)) || current.message.starts(with: Array("ERR ".utf8))
+            else { break }
             stale += 1
         } while stale <= 8
         guard let message else { throw ExecdError(.internalError, "zygote \(id) closed its control socket: \(process.drainStderr())") }
@@ -115,10 +100,18 @@ final class ZygoteSlot: PoolSlot, @unchecked Sendable {
             for fd in message.fds { close(fd) }
             throw ExecdError(.internalError, "zygote \(id) sent \(String(decoding: message.message, as: UTF8.self)) instead of a warm child")
         }
-        let child = WarmChild(pidfd: message.fds[0], link: ControlSocket(fd: message.fds[1]))
+        return WarmChild(pidfd: message.fds[0], link: ControlSocket(fd: message.fds[1]))
+    }
+
+    /// Moves `child` into `nextGroup` (before its request can arrive: no user code ever runs outside the run's
+    /// cgroup) and makes it the slot's warm child.
+    func place(_ child: WarmChild) throws {
+        guard let group = nextGroup else {
+            child.kill()
+            throw ExecdError(.internalError, "slot \(id) has no cgroup for its next run")
+        }
         do {
-            let pid = try hostPID(ofPidfd: child.pidfd)
-            try group.add(pid: pid)  // before its request can arrive: no user code ever runs outside the run's cgroup
+            try group.add(pid: try hostPID(ofPidfd: child.pidfd))
         } catch {
             child.kill()
             throw ExecdError(.internalError, "placing zygote \(id)'s warm child in its cgroup: \(error)")

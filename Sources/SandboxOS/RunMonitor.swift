@@ -92,6 +92,11 @@ public struct RunMonitor {
     }
 
     private static let chunk = 64 * 1024
+    /// From the start and after output was read, stdout and stderr are not watched for this long: a run's output then
+    /// costs no wake-up of its own (a trivial program's `1` and its pipes' hang-up come just before its end, and were
+    /// two of three wake-ups of a run), while a program that fills its 1 MiB pipe (`Pipe.output`) waits at most this
+    /// long for it to be drained. The run's end and everything else are watched all along.
+    static let outputQuiet: Duration = .milliseconds(10)
 
     public func run(_ process: any MonitoredProcess, stdin: [UInt8]) -> MonitorOutcome {
         var outcome = MonitorOutcome()
@@ -102,6 +107,7 @@ public struct RunMonitor {
         var nextCPUCheck = start + max(.milliseconds(2), min(cpuLimit / max(cores, 0.1), .milliseconds(250)))
         var stdinOffset = 0
         var exited = false
+        var outputQuietUntil = start + Self.outputQuiet
         if stdin.isEmpty { process.closeStdin() }
 
         // Kept apart from `outcome`, which is borrowed inout while output is drained and may trigger a kill.
@@ -133,8 +139,11 @@ public struct RunMonitor {
             var fds: [pollfd] = []
             func watch(_ fd: Int32, _ events: Int32) { if fd >= 0 { fds.append(pollfd(fd: fd, events: Int16(events), revents: 0)) } }
             watch(process.stdinFD, POLLOUT)
-            watch(process.stdoutFD, POLLIN)
-            watch(process.stderrFD, POLLIN)
+            let outputWatched = exited || now >= outputQuietUntil
+            if outputWatched {
+                watch(process.stdoutFD, POLLIN)
+                watch(process.stderrFD, POLLIN)
+            }
             watch(process.sideFD, POLLIN)
             watch(process.statusFD, POLLIN)
             if !exited { watch(process.exitFD, POLLIN); watch(process.doneFD, POLLIN) }
@@ -144,6 +153,7 @@ public struct RunMonitor {
 
             var wake = exited ? Duration.seconds(5) : min(wallDeadline, nextCPUCheck) - now
             if !exited, let deadline = side?.killDeadline { wake = min(wake, deadline - now) }
+            if !outputWatched { wake = min(wake, outputQuietUntil - now) }
             let timeoutMs = Int32(clamping: max(0, wake.milliseconds) + 1)
             let ready = poll(&fds, nfds_t(fds.count), timeoutMs)
             if ready < 0 && errno != EINTR { break }
@@ -161,8 +171,10 @@ public struct RunMonitor {
                     }
                 case process.stdoutFD:
                     if !drain(entry.fd, into: &outcome.stdout, truncated: &outcome.stdoutTruncated, kill: kill) { process.closeStdout() }
+                    outputQuietUntil = clock.now + Self.outputQuiet
                 case process.stderrFD:
                     if !drain(entry.fd, into: &outcome.stderr, truncated: &outcome.stderrTruncated, kill: kill) { process.closeStderr() }
+                    outputQuietUntil = clock.now + Self.outputQuiet
                 case process.sideFD:
                     if !readChunk(entry.fd, { side?.consume($0) }) { process.closeSide() }
                 case process.statusFD:

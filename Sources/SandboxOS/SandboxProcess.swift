@@ -13,6 +13,17 @@ struct Pipe {
         write = fds[1]
     }
 
+    /// A pipe for a program's stdout or stderr: 1 MiB (the default output limit) instead of 64 KiB, best effort. The
+    /// run monitor reads output in batches (`RunMonitor.outputQuiet`), and a program that prints up to the limit
+    /// then never waits for it. The kernel allocates the pages only as they are written, charged to the writer.
+    static func output() throws -> Pipe {
+        let pipe = try Pipe()
+        _ = execd_pipe_set_size(pipe.write, Int32(outputCapacity))
+        return pipe
+    }
+
+    static let outputCapacity = 1 << 20
+
     /// A connected pair of stream sockets instead (`read` for the sandbox, `write` for the daemon): both ways.
     static func socketPair() throws -> Pipe {
         var fds: [Int32] = [-1, -1]
@@ -37,8 +48,8 @@ struct PipeSet {
 
     init(sideChannel: Bool, input: Bool = false) throws {
         stdin = try Pipe()
-        stdout = try Pipe()
-        stderr = try Pipe()
+        stdout = try Pipe.output()
+        stderr = try Pipe.output()
         side = sideChannel ? try Pipe() : nil
         self.input = input ? try Pipe.socketPair() : nil
         sync = try Pipe()

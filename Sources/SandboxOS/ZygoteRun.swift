@@ -68,9 +68,6 @@ public final class ZygoteRun: MonitoredProcess, @unchecked Sendable {
     public private(set) var endedEarly = false
     /// The control socket closed or spoke out of turn: the zygote must not be used again.
     public private(set) var zygoteBroken = false
-    /// The zygote's `EXIT` for this child was read here (otherwise it is still on the control socket, unless the
-    /// zygote is broken).
-    public private(set) var readExit = false
 
     /// Sends the run to `child` (which the caller placed in the run's cgroup); from here on the child runs.
     public static func start(
@@ -83,7 +80,7 @@ public final class ZygoteRun: MonitoredProcess, @unchecked Sendable {
         do {
             // stdin, stdout, stderr and the side channel: the child reads stdin, writes the rest.
             for index in 0..<(sideChannel ? 4 : 3) {
-                let pipe = try Pipe()
+                let pipe = index == 1 || index == 2 ? try Pipe.output() : try Pipe()
                 childEnds.append(index == 0 ? pipe.read : pipe.write)
                 daemonEnds.append(index == 0 ? pipe.write : pipe.read)
             }
@@ -170,7 +167,6 @@ public final class ZygoteRun: MonitoredProcess, @unchecked Sendable {
             return true
         }
         programStatus = status
-        readExit = true
         killGroup()  // whatever the program left running dies with it
         return true
     }

@@ -36,8 +36,8 @@ struct execd_zygote_request {
 };
 
 /// In the zygote: mounts a fresh /tmp, forks the next warm child, waits for it, reports `EXIT <status>` on the
-/// control socket, waits for execd's `NEXT` (sent once that child's cgroup is empty), and again, for as long as execd
-/// is there (then exits the process). Returns only in each child, once it is warm: announced, in its own IPC
+/// control socket, waits for every other process of that run to be gone (the zygote is their subreaper; execd kills
+/// them through the run's cgroup), and again, for as long as execd is there (then exits the process). Returns only in each child, once it is warm: announced, in its own IPC
 /// namespace, securebits locked, bounding and ambient sets empty, no_new_privs, seccomp stacked (0), or after a step
 /// failed (-1: the child reports that step when the request arrives, so the failure ends a run instead of going
 /// unnoticed).

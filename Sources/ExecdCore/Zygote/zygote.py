@@ -9,9 +9,10 @@
 # securebits, set no_new_privs and added the rest of execd's seccomp policy, and closed every fd but its stdio (and
 # the judge's side channel, fd 3).
 #
-# The zygote forks the next run's child (the *warm child*) as soon as execd says the previous one's cgroup is empty
-# (NEXT), and everything that does not depend on the request happens in the warm child before the request exists:
-# execd is then only one message away from user code.
+# The zygote forks the next run's child (the *warm child*) as soon as every process of the previous run is gone (the
+# zygote is their subreaper and reaps them all; execd kills them through the run's cgroup), and everything that
+# does not depend on the request happens in the warm child before the request exists: execd is then only one
+# message away from user code.
 #
 # The loop and every step of a child's setup are C (/tmp/zygote.so, execd's Native/execd_zygote.c, loaded from a
 # memfd since /tmp is noexec): a fresh fork of CPython copies each page it writes, and CPython writes a reference
@@ -21,7 +22,6 @@
 # Control socket, fd 3 (SOCK_SEQPACKET):
 #   zygote -> execd  b"WARM" + fds [pidfd of the warm child, execd's end of its link]   a warm child exists (sent by it)
 #                    b"EXIT <wait status>"                                                that child ended
-#   execd -> zygote  b"NEXT"   that child's cgroup is empty: mount the next /tmp and fork (one per EXIT)
 # Link (SOCK_SEQPACKET, one per warm child), execd <-> that child:
 #   execd -> child  b"I" + request, or b"M" and the request in a memfd (the last fd);
 #                   fds [stdin, stdout, stderr, (side channel), (memfd)]
