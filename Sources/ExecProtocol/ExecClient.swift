@@ -33,6 +33,9 @@ public final class ExecClient: Sendable {
     private let channel: any Channel
     private let ids: RequestIDs
 
+    /// The event loop the connection lives on (responses complete there).
+    public var eventLoop: any EventLoop { channel.eventLoop }
+
     private init(channel: any Channel, serverHello: Execd_V1_HelloReply, nextID: UInt64) {
         self.channel = channel
         self.serverHello = serverHello

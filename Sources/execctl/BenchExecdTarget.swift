@@ -1,3 +1,4 @@
+import NIOCore
 import ExecProtocol
 
 /// Runs the program through execd: one `RunRequest` per run, over one connection per worker or one shared by all.
@@ -11,12 +12,16 @@ struct BenchExecdTarget: BenchTarget {
     }
 
     private let clients: [ExecClient]
+    private let executors: [EventLoopTaskExecutor]
     private let request: Execd_V1_RunRequest
 
     private init(clients: [ExecClient], request: Execd_V1_RunRequest) {
         self.clients = clients
+        self.executors = clients.map { EventLoopTaskExecutor($0.eventLoop) }
         self.request = request
     }
+
+    func executor(worker: Int) -> (any TaskExecutor)? { executors[worker % executors.count] }
 
     /// Connects (once, or once per worker) and says hello; throws `ExecClientError.connectFailed` and friends.
     static func connect(
@@ -70,5 +75,17 @@ struct BenchExecdTarget: BenchTarget {
             }
         }
         return out
+    }
+}
+
+/// Runs a task's jobs on an event loop (a job enqueued from the loop itself only joins its queue: no wake-up).
+final class EventLoopTaskExecutor: TaskExecutor {
+    let loop: any EventLoop
+
+    init(_ loop: any EventLoop) { self.loop = loop }
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        loop.execute { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
     }
 }

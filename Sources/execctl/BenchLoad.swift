@@ -7,6 +7,15 @@ protocol BenchTarget: Sendable {
     /// - Parameter worker: which of the driver's workers is asking, `0..<concurrency` (a target may keep one
     ///   connection per worker).
     func runOnce(worker: Int) async -> BenchSample
+
+    /// Where `worker`'s loop should run (nil: the global pool). The execd target runs each worker on its
+    /// connection's event loop, so a response resumes the worker there instead of on another thread: the load
+    /// generator shares the machine with what it measures, and each thread hop is CPU taken from execd.
+    func executor(worker: Int) -> (any TaskExecutor)?
+}
+
+extension BenchTarget {
+    func executor(worker: Int) -> (any TaskExecutor)? { nil }
 }
 
 /// When a benchmark ends.
@@ -42,7 +51,7 @@ struct BenchLoad: Sendable {
         let completed = Counter()
         let stats = await withTaskGroup(of: BenchStats.self) { group in
             for worker in 0..<concurrency {
-                group.addTask {
+                group.addTask(executorPreference: target.executor(worker: worker)) {
                     var stats = BenchStats()
                     while tickets.take(now: clock.now) {
                         let begin = clock.now
