@@ -101,6 +101,26 @@ struct SandboxEndToEndTests {
         #expect(err.status == .outputLimit && err.stderrTruncated)
     }
 
+    /// Output is read in batches (`RunMonitor.outputQuiet`): more than a pipe holds, on both streams at once, still
+    /// arrives whole and in order, and quickly (a program waits at most 10 ms for a full pipe to be drained).
+    @Test func outputLargerThanItsPipesArrivesWhole() async throws {
+        let code = """
+        import sys
+        for i in range(3000):
+            sys.stdout.write('%07d' % i + 'o' * 993)
+            sys.stderr.write('%07d' % i + 'e' * 993)
+        """
+        let clock = ContinuousClock()
+        let start = clock.now
+        let r = try await daemon().run(.python, code) { $0.outputBytes = 4 << 20 }
+        #expect(r.status == .ok, "\(r.status)")
+        #expect(r.stdout.count == 3_000_000 && r.stderr.count == 3_000_000)
+        #expect(!r.stdoutTruncated && !r.stderrTruncated)
+        let expected = (0..<3000).map { String(format: "%07d", $0) + String(repeating: "o", count: 993) }.joined()
+        #expect(String(decoding: r.stdout, as: UTF8.self) == expected)
+        #expect(clock.now - start < .seconds(3))
+    }
+
     @Test func writesOutsideTmpFail() async throws {
         let code = """
             import os
