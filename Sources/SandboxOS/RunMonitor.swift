@@ -108,6 +108,7 @@ public struct RunMonitor {
         var stdinOffset = 0
         var exited = false
         var outputQuietUntil = start + Self.outputQuiet
+        var scratch: [UInt8] = []  // every read's buffer (see readChunk)
         if stdin.isEmpty { process.closeStdin() }
 
         // Kept apart from `outcome`, which is borrowed inout while output is drained and may trigger a kill.
@@ -170,13 +171,17 @@ public struct RunMonitor {
                         process.closeStdin()  // POLLERR: the program closed its stdin
                     }
                 case process.stdoutFD:
-                    if !drain(entry.fd, into: &outcome.stdout, truncated: &outcome.stdoutTruncated, kill: kill) { process.closeStdout() }
+                    if !drain(entry.fd, into: &outcome.stdout, scratch: &scratch, truncated: &outcome.stdoutTruncated, kill: kill) {
+                        process.closeStdout()
+                    }
                     outputQuietUntil = clock.now + Self.outputQuiet
                 case process.stderrFD:
-                    if !drain(entry.fd, into: &outcome.stderr, truncated: &outcome.stderrTruncated, kill: kill) { process.closeStderr() }
+                    if !drain(entry.fd, into: &outcome.stderr, scratch: &scratch, truncated: &outcome.stderrTruncated, kill: kill) {
+                        process.closeStderr()
+                    }
                     outputQuietUntil = clock.now + Self.outputQuiet
                 case process.sideFD:
-                    if !readChunk(entry.fd, { side?.consume($0) }) { process.closeSide() }
+                    if !readChunk(entry.fd, scratch: &scratch, { side?.consume(Array($0)) }) { process.closeSide() }
                 case process.statusFD:
                     _ = process.readStatus()
                 case process.doneFD where !exited:
@@ -208,25 +213,27 @@ public struct RunMonitor {
 
     /// Reads what is available into `buffer` up to the output limit; past it, keeps draining (so the program never
     /// blocks on a full pipe), flags truncation and kills the run. Returns false at EOF.
-    private func drain(_ fd: Int32, into buffer: inout [UInt8], truncated: inout Bool, kill: (KillReason) -> Void) -> Bool {
-        readChunk(fd) { bytes in
+    private func drain(_ fd: Int32, into buffer: inout [UInt8], scratch: inout [UInt8], truncated: inout Bool,
+                       kill: (KillReason) -> Void) -> Bool {
+        readChunk(fd, scratch: &scratch) { bytes in
             let room = outputLimit - buffer.count
             if bytes.count <= room {
                 buffer += bytes
             } else {
-                if room > 0 { buffer += bytes[0..<room] }
+                if room > 0 { buffer += bytes.prefix(room) }
                 truncated = true
                 kill(.outputLimit)
             }
         }
     }
 
-    /// Reads until EAGAIN (bounded, so one stream cannot starve the others). Returns false at EOF or error.
-    func readChunk(_ fd: Int32, _ deliver: ([UInt8]) -> Void) -> Bool {
-        var buffer = [UInt8](repeating: 0, count: Self.chunk)
+    /// Reads until EAGAIN (bounded, so one stream cannot starve the others) through `scratch`, one buffer per run
+    /// (made on first use). Returns false at EOF or error.
+    func readChunk(_ fd: Int32, scratch: inout [UInt8], _ deliver: (ArraySlice<UInt8>) -> Void) -> Bool {
+        if scratch.isEmpty { scratch = [UInt8](repeating: 0, count: Self.chunk) }
         for _ in 0..<16 {
-            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n > 0 { deliver(Array(buffer[0..<n])); continue }
+            let n = scratch.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n > 0 { deliver(scratch[0..<n]); continue }
             if n < 0 && (errno == EAGAIN || errno == EINTR) { return true }
             return false
         }
