@@ -47,6 +47,7 @@ static int link_fd = -1;             // the warm child's end of its link to exec
 static int control_fd = -1;          // the warm child's copy of the zygote's control socket (moved off fd 3)
 static const char *failed_stage;     // a warm-up step that failed, reported with the request
 static int failed_errno;
+static uint64_t bounding_set;        // the zygote's bounding set (bit n: capability n), read before the first fork
 static char buffer[INLINE_MAX + 1];  // the request: untouched (so not even resident) in the zygote
 
 /// Sends `ERR <stage> <errno>` on the control socket and ends the child: nothing of the run has started. (Not on the
@@ -109,9 +110,7 @@ static int warm_up(void) {
     STEP("IPC namespace", unshare(CLONE_NEWIPC));
     STEP("securebits", prctl(PR_SET_SECUREBITS, SECUREBITS, 0, 0, 0));
     for (int cap = 0; cap < 64; cap++) {
-        int present = prctl(PR_CAPBSET_READ, cap, 0, 0, 0);
-        if (present < 0) break;  // past the kernel's last capability
-        if (present == 1) STEP("bounding set", prctl(PR_CAPBSET_DROP, cap, 0, 0, 0));
+        if (bounding_set & (1ULL << cap)) STEP("bounding set", prctl(PR_CAPBSET_DROP, cap, 0, 0, 0));
     }
     STEP("ambient set", prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0));
     STEP("no_new_privs", prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0));
@@ -309,6 +308,12 @@ int execd_zygote_serve(const struct execd_zygote_config *zygote_config) {
     // process of a run end (execd kills them all through the run's cgroup) before it mounts the next run's /tmp, so
     // nothing of one run can reach into the next one's.
     if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0) _exit(74);
+    // The zygote's bounding set, read once: each child drops exactly these (4 calls instead of reading all 41).
+    for (int cap = 0; cap < 64; cap++) {
+        int present = prctl(PR_CAPBSET_READ, cap, 0, 0, 0);
+        if (present < 0) break;  // past the kernel's last capability
+        if (present == 1) bounding_set |= 1ULL << cap;
+    }
     for (;;) {
         // A fresh /tmp for the next child, in the slot's mount namespace (the first time instead of the zygote's
         // own, whose files it has read): a mount namespace per child cost ≈ 0.1 ms of CPU per run.

@@ -17,7 +17,7 @@
 # The loop and every step of a child's setup are C (/tmp/zygote.so, execd's Native/execd_zygote.c, loaded from a
 # memfd since /tmp is noexec): a fresh fork of CPython copies each page it writes, and CPython writes a reference
 # count on every object it touches, so each Python-level step there cost page faults in every run. What stays in
-# Python is what only Python can do: preload, rehearse the run's Python path, and run the program.
+# Python is what only Python can do: preload, prepare the run's `__main__` and random state, and run the program.
 #
 # Control socket, fd 3 (SOCK_SEQPACKET):
 #   zygote -> execd  b"WARM" + fds [pidfd of the warm child, execd's end of its link]   a warm child exists (sent by it)
@@ -81,16 +81,22 @@ CONFIG = Config(3, 1000, TMPFS, ctypes.cast(FILTER, ctypes.c_void_p), len(SECCOM
 REQUEST = Request()
 
 
-def run_user_code(args, source, done_fd, done_inode):
-    """Runs /tmp/main.py (whose bytes are `source`) as `python3 -I -B /tmp/main.py` would, then exits the process.
-    Before it exits, it closes every fd but the link and says `DONE <wait status>` there: execd then has the whole
-    output and the status, and answers while the kernel is still tearing this process down (≈ 0.4 ms)."""
+def prepare():
+    """What the run's Python needs that does not depend on the request, done by the warm child before the request
+    exists: a fresh `__main__` and a random sequence of its own (never the zygote's, never a sibling's)."""
     main = types.ModuleType("__main__")
     main.__file__ = "/tmp/main.py"
     main.__builtins__ = builtins
     sys.modules["__main__"] = main
+    random.seed()
+    return main
+
+
+def run_user_code(main, args, source, done_fd, done_inode):
+    """Runs /tmp/main.py (whose bytes are `source`) as `python3 -I -B /tmp/main.py` would, then exits the process.
+    Before it exits, it closes every fd but the link and says `DONE <wait status>` there: execd then has the whole
+    output and the status, and answers while the kernel is still tearing this process down (≈ 0.4 ms)."""
     sys.argv = ["/tmp/main.py"] + args
-    random.seed()  # never share a random sequence with the zygote's other children
     code = 0
     try:
         exec(compile(source, "/tmp/main.py", "exec"), main.__dict__)
@@ -148,39 +154,21 @@ def exit_code(e):
     return 1
 
 
-def rehearse():
-    """The Python half of the run's path on a canned program, while the warm child waits for its request: a fresh
-    fork copies each page it writes, and the first pass over this path writes hundreds (≈ 0.4 ms of page faults);
-    this way they come before the request, not after it. Nothing here is seen by the run: it replaces __main__,
-    argv and the random state itself, and nothing is written to the run's streams (fds 0-2 are not yet its)."""
-    args = arguments(ctypes.string_at(ctypes.addressof(REQUEST), 1), [1])
-    main = types.ModuleType("__main__")
-    main.__file__ = "/tmp/main.py"
-    main.__builtins__ = builtins
-    sys.modules["__main__"] = main
-    sys.argv = ["/tmp/main.py"] + args
-    random.seed()
-    exec(compile(b"x = (1,)\nprint(end='')", "/tmp/main.py", "exec"), main.__dict__)
-    bool(threading._shutdown_locks or threading._threading_atexits)
-    atexit._ncallbacks()
-
-
 def serve():
+    # compile() sets up CPython's AST types on first use (≈ 1 ms): here, once, not in every child.
+    compile("", "/tmp/main.py", "exec")
     # Everything the zygote allocated is now permanent for the collector: a child's collections never walk
     # (and so never copy-on-write) the zygote's objects.
     gc.collect()
     gc.freeze()
     # Returns only in each warm child (0: set up; -1: a step failed, reported when the request arrives).
-    if NATIVE.execd_zygote_serve(ctypes.byref(CONFIG)) == 0:
-        try:
-            rehearse()
-        except BaseException:
-            pass  # only a warm-up: the run's own path reports what goes wrong there
+    NATIVE.execd_zygote_serve(ctypes.byref(CONFIG))
+    main = prepare()
     NATIVE.execd_zygote_receive(ctypes.byref(REQUEST))  # returns once the run is set up
     try:
         lengths = REQUEST.arg_lengths[:REQUEST.arg_count]
         args = arguments(ctypes.string_at(REQUEST.args, sum(lengths)), lengths)
-        run_user_code(args, ctypes.string_at(REQUEST.program, REQUEST.program_length), REQUEST.done_fd,
+        run_user_code(main, args, ctypes.string_at(REQUEST.program, REQUEST.program_length), REQUEST.done_fd,
                       REQUEST.done_inode)
     finally:
         os._exit(127)
