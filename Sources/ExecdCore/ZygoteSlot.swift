@@ -8,9 +8,9 @@ import SandboxOS
 final class ZygoteSlot: PoolSlot, @unchecked Sendable {
     /// The uid run children become inside the slot's user namespace (zygote.py's RUN_ID).
     static let runUID: UInt32 = 1000
-    /// The system calls a zygote's child makes to set itself up (zygote.py's `ahead`): the zygote's seccomp filter
-    /// allows them, the child adds the filter that denies them before it waits for its request.
-    static let childSetupSyscalls: Set<String> = ["unshare", "mount", "umount2"]
+    /// The system calls the zygote makes between runs (each run's fresh /tmp): its seccomp filter allows them, each
+    /// child adds the filter that denies them before it waits for its request.
+    static let childSetupSyscalls: Set<String> = ["mount", "umount2"]
     /// What a zygote keeps to set up its children: CAP_SETGID, CAP_SETUID, CAP_SETPCAP, CAP_SYS_ADMIN.
     static let zygoteCaps: UInt64 = (1 << 6) | (1 << 7) | (1 << 8) | (1 << 21)
 

@@ -122,6 +122,8 @@ private let denyList: [SeccompPolicy.Rule] =
     }
     + [SeccompPolicy.Rule(syscall: "clone3", action: .errno(ENOSYS), match: nil,
                           reason: "flags live in memory where BPF cannot check them; ENOSYS makes glibc and node fall back to clone")]
+    + deny(["mq_open", "mq_unlink", "mq_timedsend", "mq_timedreceive", "mq_notify", "mq_getsetattr"],
+           "POSIX message queues outlive a run in a warm slot's IPC namespace (System V IPC objects are removed between runs)")
     + deny(["bpf"], "eBPF programs and maps: kernel attack surface")
     + deny(["perf_event_open"], "performance counters leak side channels and have a long CVE history")
     + deny(["keyctl", "add_key", "request_key"], "the kernel keyring is not namespaced")

@@ -259,15 +259,21 @@ extension EndToEnd {
                 shm = libc.shmget(0x5EC2E7, 4096, 0o1000 | 0o666)  # IPC_CREAT
                 addr = libc.shmat(shm, None, 0)
                 ctypes.memmove(addr, b"secret from run one", 19)
-                print(shm >= 0, libc.semget(0x5EC2E8, 1, 0o1000 | 0o666) >= 0)
+                print(shm >= 0, libc.semget(0x5EC2E8, 1, 0o1000 | 0o666) >= 0, libc.msgget(0x5EC2E9, 0o1000) >= 0,
+                      libc.shmget(0x5EC2EA, 4096, 0o1000) >= 0)  # mode 0: only its owner may even look at it
+                libc.mq_open.restype = ctypes.c_int
+                print(libc.mq_open(b"/execd-test", 0o100 | 2, 0o600, None), ctypes.get_errno())  # O_CREAT | O_RDWR
                 """)
-            #expect(writer.out == "True True\n", "\(writer.out)\(writer.err)")
+            #expect(writer.out == "True True True True\n-1 1\n", "\(writer.out)\(writer.err)")
             let reader = try await d.run(.python, """
                 import ctypes
                 libc = ctypes.CDLL(None, use_errno=True)
-                print(libc.shmget(0x5EC2E7, 0, 0), libc.semget(0x5EC2E8, 0, 0), ctypes.get_errno())
+                print(libc.shmget(0x5EC2E7, 0, 0), libc.semget(0x5EC2E8, 0, 0), libc.msgget(0x5EC2E9, 0),
+                      libc.shmget(0x5EC2EA, 0, 0), ctypes.get_errno())
+                print(open("/proc/sysvipc/shm").read().count("\\n"), open("/proc/sysvipc/sem").read().count("\\n"),
+                      open("/proc/sysvipc/msg").read().count("\\n"))  # the header lines only
                 """)
-            #expect(reader.out == "-1 -1 2\n", "the next run on the slot must not find the segments: \(reader.out)\(reader.err)")
+            #expect(reader.out == "-1 -1 -1 -1 2\n1 1 1\n", "the next run on the slot must not find them: \(reader.out)\(reader.err)")
             try await admin(d, .resize(Execd_V1_Resize.with { $0.language = .python; $0.target = 4 }))
         }
 

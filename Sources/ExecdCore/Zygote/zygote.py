@@ -2,9 +2,9 @@
 #
 # Trust: this file is ours; it runs as root of the slot's user namespace with CAP_SYS_ADMIN, CAP_SETUID,
 # CAP_SETGID and CAP_SETPCAP (nothing else), in the slot's namespaces, under execd's seccomp policy minus the rules
-# for what the zygote and its children need (unshare, mount, umount2; /tmp/seccomp.bpf denies them again in each
-# child). User code only ever runs in a forked child, and only after that child has: been placed by execd in the
-# run's own cgroup, found a /tmp the zygote mounted fresh for it, made its own IPC namespace, set the run's rlimits,
+# for what the zygote needs between runs (mount, umount2; /tmp/seccomp.bpf denies them again in each child). User
+# code only ever runs in a forked child, and only after that child has: been placed by execd in the run's own cgroup,
+# found a /tmp the zygote mounted fresh for it and no System V IPC object of an earlier run, set the run's rlimits,
 # dropped to another uid (so it cannot signal, trace or write the zygote), emptied every capability set, locked the
 # securebits, set no_new_privs and added the rest of execd's seccomp policy, and closed every fd but its stdio (and
 # the judge's side channel, fd 3).
