@@ -46,8 +46,6 @@ enum CgroupFS {
         return String(decoding: bytes, as: UTF8.self)
     }
 
-    /// Writes `value` with a single write(2), as cgroupfs requires. No O_CREAT: a missing interface
-    /// file means a missing controller or feature and must surface as ENOENT.
     /// Reads a control file through an fd opened earlier (pread from 0 regenerates a cgroup file's contents).
     static func read(fd: Int32, path: String) throws -> String {
         var bytes: [UInt8] = []
@@ -57,9 +55,11 @@ enum CgroupFS {
             let n = try retrying("pread", path) {
                 chunk.withUnsafeMutableBytes { Glibc.pread(fd, $0.baseAddress, $0.count, off_t(offset)) }
             }
-            if n == 0 { break }
             bytes.append(contentsOf: chunk[0..<n])
             offset += n
+            // Every control file read through a cached fd is one record (a number, or a few lines printed at once),
+            // which the kernel returns whole: a short read is its end, with no second call to find it.
+            if n < chunk.count { break }
         }
         return String(decoding: bytes, as: UTF8.self)
     }
@@ -75,6 +75,8 @@ enum CgroupFS {
         try retrying("open", path) { Glibc.open(path, flags | O_CLOEXEC) }
     }
 
+    /// Writes `value` with a single write(2), as cgroupfs requires. No O_CREAT: a missing interface
+    /// file means a missing controller or feature and must surface as ENOENT.
     static func write(_ path: String, _ value: String) throws {
         let fd = try retrying("open", path) { Glibc.open(path, O_WRONLY | O_TRUNC | O_CLOEXEC) }
         defer { close(fd) }
