@@ -93,7 +93,7 @@ let package = Package(
         .testTarget(name: "SandboxOSTests", dependencies: ["SandboxOS"]),
         // The problem set (solutions with expected verdicts) and its loader, shared by two test targets.
         .target(name: "ProblemSet", dependencies: ["Harness", "ExecProtocol"], path: "Tests/ProblemSet", exclude: ["Problems"]),
-        .testTarget(name: "ExecdCoreTests", dependencies: ["ExecdCore", "ExecProtocol", "Harness", "ProblemSet"]),
+        .testTarget(name: "ExecdCoreTests", dependencies: ["ExecdCore", "ExecProtocol", "Harness", "ProblemSet", "SandboxOS"]),
         .testTarget(name: "HarnessTests", dependencies: ["Harness", "ExecProtocol", "ProblemSet"]),
     ]
 )

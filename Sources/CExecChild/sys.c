@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -103,4 +104,24 @@ ssize_t execd_recv_with_fds(int sock, void *buf, size_t cap, int *fds, int maxfd
 int execd_prlimit(pid_t pid, int resource, uint64_t soft, uint64_t hard) {
     struct rlimit64 limit = {soft, hard};
     return prlimit64(pid, (enum __rlimit_resource)resource, &limit, NULL);
+}
+
+int execd_thread_cpus(int *cpus, int max) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof set, &set) != 0) return -1;
+    int count = 0;
+    for (int cpu = 0; cpu < CPU_SETSIZE && count < max; cpu++) {
+        if (CPU_ISSET(cpu, &set)) cpus[count++] = cpu;
+    }
+    return count;
+}
+
+int execd_set_cpus(pid_t pid, const int *cpus, int count) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    for (int i = 0; i < count; i++) {
+        if (cpus[i] >= 0 && cpus[i] < CPU_SETSIZE) CPU_SET(cpus[i], &set);
+    }
+    return sched_setaffinity(pid, sizeof set, &set);
 }

@@ -31,6 +31,10 @@ extension RunEngine {
                 return nil
             }
         }
+        // More than a core: the run gets every CPU back (its cgroup's quota is the limit; the slot's CPU is a hint).
+        if slot.cpu != nil, limits.cpuQuotaMillicores > 1000 {
+            try? CPUAffinity.set(pid: slot.warmHostPID, cpus: CPUAffinity.allowed())
+        }
         slot.nextGroup = nil
         slot.warm = nil
         // After the result, on a cleaner thread: the zygote reaps every process of the run (it is their subreaper;

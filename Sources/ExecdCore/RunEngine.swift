@@ -32,6 +32,10 @@ public struct EngineConfig: Sendable {
     /// preloads), which 10 000 runs share (≈ 0.014 ms each; 1000 runs made it 6 % of a run's CPU at full load).
     public var maxRunsPerSlot = 10_000
     public var maxSlotAge: Duration = .seconds(600)
+    /// Each warm Python slot (its zygote and every run forked from it) stays on one CPU, the slots spread over the CPUs
+    /// execd may use, and a run gets an idle slot on the CPU with the fewest busy ones. A run allowed more than one
+    /// core (`cpu_quota_millicores` above 1000) gets them all back. Off: the scheduler places every process.
+    public var pinPythonSlots = true
 
     public init() {}
 }
@@ -83,6 +87,10 @@ public final class RunEngine: Sendable {
             throw ExecdError(.internalError, "cannot create the sandbox root mount point \(config.rootDirectory): \(error)")
         }
         if config.pythonSlots > 0 {
+            // The CPUs slots are spread over, in turn (a slot's zygote is spawned by the pool's thread while that
+            // thread is on the slot's CPU: the sandbox inherits it).
+            let cpus = CPUAffinity.allowed()
+            let turn = Mutex(0)
             let zygoteFilters = (zygote: try SeccompPolicy.standard.excluding(ZygoteSlot.childSetupSyscalls).compile(),
                                  child: try SeccompPolicy.standard.only(ZygoteSlot.childSetupSyscalls).compile())
             pythonPool = SlotPool(
@@ -96,7 +104,12 @@ public final class RunEngine: Sendable {
                         throw ExecdError(.internalError, "no free host uid")
                     }
                     do {
-                        let slot = try ZygoteSlot.start(id: id, hostIDs: (zygote, run), config: config, seccomp: zygoteFilters, cgroups: cgroups)
+                        let cpu: Int32? = config.pinPythonSlots && cpus.count > 1
+                            ? turn.withLock { n in defer { n += 1 }; return cpus[n % cpus.count] } : nil
+                        let slot = try CPUAffinity.pinned(to: cpu, restoring: cpus) {
+                            try ZygoteSlot.start(id: id, hostIDs: (zygote, run), config: config, seccomp: zygoteFilters,
+                                                 cgroups: cgroups, cpu: cpu)
+                        }
                         slot.prepareNextGroup(cgroups, limits: CgroupLimits(
                             memoryBytes: config.defaults.memoryBytes, maxProcesses: config.defaults.maxProcesses,
                             cpuQuotaMillicores: config.defaults.cpuQuotaMillicores))

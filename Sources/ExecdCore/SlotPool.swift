@@ -21,11 +21,14 @@ protocol PoolSlot: AnyObject, Sendable {
     var warmingFD: Int32 { get }
     /// Called on the pool's thread once `warmingFD` is readable: true if the slot is ready to serve.
     func finishWarming() -> Bool
+    /// The CPU the slot's processes stay on, nil when the scheduler places them.
+    var cpu: Int32? { get }
 }
 
 extension PoolSlot {
     var warmingFD: Int32 { -1 }
     func finishWarming() -> Bool { true }
+    var cpu: Int32? { nil }
 }
 
 struct PoolSnapshot: Sendable {
@@ -129,7 +132,8 @@ final class SlotPool<Slot: PoolSlot>: @unchecked Sendable {
         while true {
             let (slot, comingSoon): (Slot?, Bool) = state.withLock { s in
                 guard !s.draining else { return (nil, false) }
-                guard let slot = s.idle.popLast() else { return (nil, s.cleaning > 0 || s.starting > 0) }
+                guard !s.idle.isEmpty else { return (nil, s.cleaning > 0 || s.starting > 0) }
+                let slot = s.idle.remove(at: Self.leastLoaded(idle: s.idle, busy: s.busy.values))
                 s.busy[slot.id] = slot
                 return (slot, false)
             }
@@ -145,6 +149,18 @@ final class SlotPool<Slot: PoolSlot>: @unchecked Sendable {
             if slot.isAlive { return slot }
             giveBack(slot, healthy: false)  // died while idle: replace it and try the next one
         }
+    }
+
+    /// Which idle slot a run gets: the most recently idle one (its pages are the likeliest to be in a cache) on the CPU
+    /// with the fewest busy slots (a busy slot is running a program, or being cleaned up after one, on its CPU).
+    static func leastLoaded(idle: [Slot], busy: some Collection<Slot>) -> Int {
+        var load: [Int32: Int] = [:]
+        for slot in busy { if let cpu = slot.cpu { load[cpu, default: 0] += 1 } }
+        var best = idle.count - 1
+        for index in idle.indices.reversed() where load[idle[index].cpu ?? -1, default: 0] < load[idle[best].cpu ?? -1, default: 0] {
+            best = index
+        }
+        return best
     }
 
     /// Returns a slot after a run. An unhealthy, worn-out or old slot is retired and replaced, never reused.

@@ -20,6 +20,8 @@ final class ZygoteSlot: PoolSlot, @unchecked Sendable {
     let process: SandboxProcess
     let control: ControlSocket
     let cgroup: any RunCgroup
+    /// The CPU its zygote and runs stay on (nil: not pinned), see `EngineConfig.pinPythonSlots`.
+    let cpu: Int32?
     let started = ContinuousClock.now
     var sandboxPID: pid_t { process.pid }
     /// Mutated only by the one run that holds the slot (or the pool, while it is idle).
@@ -30,6 +32,8 @@ final class ZygoteSlot: PoolSlot, @unchecked Sendable {
     var nextGroup: (any RunCgroup)?
     /// The next run's process: forked by the zygote, set up ahead and already in `nextGroup`.
     var warm: WarmChild?
+    /// The warm child's pid in execd's pid namespace.
+    var warmHostPID: pid_t = 0
     var preparedLimits: CgroupLimits?
     private var groups = 0
 
@@ -111,7 +115,8 @@ final class ZygoteSlot: PoolSlot, @unchecked Sendable {
             throw ExecdError(.internalError, "slot \(id) has no cgroup for its next run")
         }
         do {
-            try group.add(pid: try hostPID(ofPidfd: child.pidfd))
+            warmHostPID = try hostPID(ofPidfd: child.pidfd)
+            try group.add(pid: warmHostPID)
         } catch {
             child.kill()
             throw ExecdError(.internalError, "placing zygote \(id)'s warm child in its cgroup: \(error)")
@@ -123,8 +128,9 @@ final class ZygoteSlot: PoolSlot, @unchecked Sendable {
     var onRetire: (@Sendable () -> Void)?
 
     private init(id: String, zygoteHostID: UInt32, runHostID: UInt32, process: SandboxProcess, control: ControlSocket,
-                 cgroup: any RunCgroup) {
+                 cgroup: any RunCgroup, cpu: Int32?) {
         self.id = id
+        self.cpu = cpu
         self.zygoteHostID = zygoteHostID
         self.runHostID = runHostID
         self.process = process
@@ -136,7 +142,7 @@ final class ZygoteSlot: PoolSlot, @unchecked Sendable {
     /// (death signal).
     static func start(
         id: String, hostIDs: (zygote: UInt32, run: UInt32), config: EngineConfig,
-        seccomp: (zygote: SeccompProgram, child: SeccompProgram), cgroups: any CgroupManager
+        seccomp: (zygote: SeccompProgram, child: SeccompProgram), cgroups: any CgroupManager, cpu: Int32?
     ) throws -> ZygoteSlot {
         let cgroup = try cgroups.createRunGroup(
             name: id, limits: CgroupLimits(memoryBytes: 256 << 20, maxProcesses: 16, cpuQuotaMillicores: 1000))
@@ -160,7 +166,7 @@ final class ZygoteSlot: PoolSlot, @unchecked Sendable {
             }
             process.closeStdin()
             return ZygoteSlot(id: id, zygoteHostID: hostIDs.zygote, runHostID: hostIDs.run, process: process,
-                              control: control, cgroup: cgroup)
+                              control: control, cgroup: cgroup, cpu: cpu)
         } catch {
             try? cgroup.killAll()
             try? cgroup.destroy()

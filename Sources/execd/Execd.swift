@@ -46,6 +46,10 @@ struct Execd: AsyncParsableCommand {
     @Option(help: "A warm slot is replaced after this many seconds (default 600).")
     var slotMaxAge: Int?
 
+    @Flag(inversion: .prefixedNo,
+          help: "Keep each warm Python slot (its zygote and runs) on one CPU, the slots spread over the CPUs (default on).")
+    var slotPinning: Bool?
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level?
 
@@ -75,6 +79,7 @@ struct Execd: AsyncParsableCommand {
         }
         if let n = slotMaxRuns ?? file.slotMaxRuns { engineConfig.maxRunsPerSlot = n }
         if let seconds = slotMaxAge ?? file.slotMaxAge { engineConfig.maxSlotAge = .seconds(seconds) }
+        if let pin = slotPinning ?? file.slotPinning { engineConfig.pinPythonSlots = pin }
         guard engineConfig.maxConcurrentRuns >= 1, engineConfig.maxQueuedRuns >= 0 else {
             throw ValidationError("max-concurrent-runs must be at least 1 and queue-limit at least 0")
         }
@@ -134,6 +139,7 @@ struct ExecdConfigFile: Decodable {
     var slotMaxRuns: Int?
     /// Seconds.
     var slotMaxAge: Int?
+    var slotPinning: Bool?
     /// Host paths mirrored read-only into every sandbox (default: /usr, /lib*, /bin, /sbin, /etc).
     var readOnlyPaths: [String]?
 

@@ -1,6 +1,7 @@
 import ExecProtocol
 import Foundation
 import Glibc
+import SandboxOS
 import Testing
 
 extension EndToEnd {
@@ -246,6 +247,34 @@ extension EndToEnd {
             let after = try await waitForFullPool(d, .python, target: 1)
             #expect(after.slots.first?.id == slot && after.slots.first?.runsServed ?? 0 >= 45, "all on the same warm slot")
             try await admin(d, .resize(Execd_V1_Resize.with { $0.language = .python; $0.target = 4 }))
+        }
+
+        /// A warm slot's zygote and runs stay on one CPU (the slots spread over the CPUs); a run allowed more than one
+        /// core gets them all back.
+        @Test func aSlotsRunsStayOnItsCPUUnlessTheyMayUseMore() async throws {
+            let cpus = CPUAffinity.allowed()
+            guard cpus.count > 1 else { return }  // one CPU: nothing to pin
+            let d = try await daemon()
+            _ = try await waitForFullPool(d, .python)
+            let probe = "import os; print(sorted(os.sched_getaffinity(0)))"
+            var seen = Set<String>()
+            for _ in 0..<8 {
+                let r = try await d.run(.python, probe)
+                #expect(r.status == .ok && r.out.split(separator: ",").count == 1, "one CPU: \(r.out)\(r.err)")
+                seen.insert(r.out)
+            }
+            let wide = try await d.run(.python, probe) { $0.cpuQuotaMillicores = 2000 }
+            #expect(wide.out == "[\(cpus.map(String.init).joined(separator: ", "))]\n", "every CPU: \(wide.out)\(wide.err)")
+            // The slots are spread: with every slot busy at once, both CPUs serve runs.
+            let client = try await d.client()
+            let outs = try await withThrowingTaskGroup(of: String.self) { group in
+                for _ in 0..<4 { group.addTask { try await client.run(Execd_V1_RunRequest.with {
+                    $0.language = .python; $0.code = Data("import os, time; time.sleep(0.2); print(sorted(os.sched_getaffinity(0)))".utf8)
+                }).out } }
+                return try await group.reduce(into: Set<String>()) { $0.insert($1) }
+            }
+            await client.close()
+            #expect(outs.count > 1, "four runs at once, on the least loaded CPUs: \(outs)")
         }
 
         @Test func systemVIPCDoesNotOutliveARun() async throws {

@@ -140,4 +140,31 @@ struct SlotPoolWarmingTests {
         #expect(slot.retired, "retired once its cleanup ended during shutdown")
         #expect(pool.snapshot.idle == 0)
     }
+
+    /// A slot pinned to a CPU, for the choice of slot.
+    final class CPUSlot: PoolSlot, @unchecked Sendable {
+        let id: String
+        let cpu: Int32?
+        let started = ContinuousClock.now
+        var sandboxPID: pid_t { 0 }
+        var zygoteHostID: UInt32 { 0 }
+        var runHostID: UInt32 { 0 }
+        var runsServed = 0
+        var lastStatus: Execd_V1_Status = .unspecified
+        var lastPeakMemory: UInt64 = 0
+        var isAlive: Bool { true }
+        func retire() {}
+        init(_ id: String, cpu: Int32?) { self.id = id; self.cpu = cpu }
+    }
+
+    /// A run gets the most recently idle slot on the CPU with the fewest busy slots.
+    @Test func aRunGetsAnIdleSlotOnTheLeastLoadedCPU() {
+        let a0 = CPUSlot("a0", cpu: 0), b0 = CPUSlot("b0", cpu: 0), a1 = CPUSlot("a1", cpu: 1), b1 = CPUSlot("b1", cpu: 1)
+        let pick = { (idle: [CPUSlot], busy: [CPUSlot]) in idle[SlotPool<CPUSlot>.leastLoaded(idle: idle, busy: busy)].id }
+        #expect(pick([a0, a1, b0], []) == "b0", "nothing busy: the most recently idle")
+        #expect(pick([a0, a1, b0], [b1]) == "b0", "CPU 1 is busier")
+        #expect(pick([a0, a1, b0], [CPUSlot("c0", cpu: 0)]) == "a1", "CPU 0 is busier")
+        #expect(pick([a0, b0, a1, b1], [CPUSlot("c0", cpu: 0), CPUSlot("d0", cpu: 0), CPUSlot("c1", cpu: 1)]) == "b1")
+        #expect(pick([CPUSlot("x", cpu: nil), CPUSlot("y", cpu: nil)], [a0]) == "y", "unpinned slots: the most recently idle")
+    }
 }

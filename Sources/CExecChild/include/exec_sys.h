@@ -25,6 +25,10 @@ ssize_t execd_send_with_fds(int sock, const void *buf, size_t len, const int *fd
 ssize_t execd_recv_with_fds(int sock, void *buf, size_t cap, int *fds, int maxfds, int *nfds);
 int execd_prlimit(pid_t pid, int resource, uint64_t soft, uint64_t hard);
 int execd_pipe_set_size(int fd, int size);
+/// The CPUs the calling thread may run on (at most `max`, in `cpus`): how many, or -1.
+int execd_thread_cpus(int *cpus, int max);
+/// Restricts a process (0: the calling thread) to `count` CPUs. 0 or -1 (errno).
+int execd_set_cpus(pid_t pid, const int *cpus, int count);
 
 #ifdef __cplusplus
 }
