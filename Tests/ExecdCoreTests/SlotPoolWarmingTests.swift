@@ -22,13 +22,20 @@ struct SlotPoolWarmingTests {
         var lastPeakMemory: UInt64 = 0
         var isAlive: Bool { true }
         let pipe: (read: Int32, write: Int32)
-        private let state = Mutex((warmed: false, retired: false))
+        let cpu: Int32?
+        private let state = Mutex((warmed: false, retired: false, writeClosed: false))
 
-        init(id: String) {
+        init(id: String, cpu: Int32? = nil) {
             self.id = id
+            self.cpu = cpu
             var fds: [Int32] = [-1, -1]
             _ = Glibc.pipe(&fds)
             pipe = (fds[0], fds[1])
+        }
+
+        deinit {
+            close(pipe.read)
+            if !state.withLock({ $0.writeClosed }) { close(pipe.write) }
         }
 
         var warmingFD: Int32 { state.withLock { $0.warmed || $0.retired } ? -1 : pipe.read }
@@ -42,7 +49,10 @@ struct SlotPoolWarmingTests {
         }
 
         func becomeReady() { _ = write(pipe.write, "R", 1) }
-        func failWarming() { close(pipe.write) }
+        func failWarming() {
+            state.withLock { $0.writeClosed = true }
+            close(pipe.write)
+        }
 
         func retire() {
             state.withLock { $0.retired = true }
@@ -141,30 +151,15 @@ struct SlotPoolWarmingTests {
         #expect(pool.snapshot.idle == 0)
     }
 
-    /// A slot pinned to a CPU, for the choice of slot.
-    final class CPUSlot: PoolSlot, @unchecked Sendable {
-        let id: String
-        let cpu: Int32?
-        let started = ContinuousClock.now
-        var sandboxPID: pid_t { 0 }
-        var zygoteHostID: UInt32 { 0 }
-        var runHostID: UInt32 { 0 }
-        var runsServed = 0
-        var lastStatus: Execd_V1_Status = .unspecified
-        var lastPeakMemory: UInt64 = 0
-        var isAlive: Bool { true }
-        func retire() {}
-        init(_ id: String, cpu: Int32?) { self.id = id; self.cpu = cpu }
-    }
-
     /// A run gets the most recently idle slot on the CPU with the fewest busy slots.
     @Test func aRunGetsAnIdleSlotOnTheLeastLoadedCPU() {
-        let a0 = CPUSlot("a0", cpu: 0), b0 = CPUSlot("b0", cpu: 0), a1 = CPUSlot("a1", cpu: 1), b1 = CPUSlot("b1", cpu: 1)
-        let pick = { (idle: [CPUSlot], busy: [CPUSlot]) in idle[SlotPool<CPUSlot>.leastLoaded(idle: idle, busy: busy)].id }
+        func slot(_ id: String, _ cpu: Int32?) -> FakeSlot { FakeSlot(id: id, cpu: cpu) }
+        let a0 = slot("a0", 0), b0 = slot("b0", 0), a1 = slot("a1", 1), b1 = slot("b1", 1)
+        let pick = { (idle: [FakeSlot], busy: [FakeSlot]) in idle[SlotPool<FakeSlot>.leastLoaded(idle: idle, busy: busy)].id }
         #expect(pick([a0, a1, b0], []) == "b0", "nothing busy: the most recently idle")
         #expect(pick([a0, a1, b0], [b1]) == "b0", "CPU 1 is busier")
-        #expect(pick([a0, a1, b0], [CPUSlot("c0", cpu: 0)]) == "a1", "CPU 0 is busier")
-        #expect(pick([a0, b0, a1, b1], [CPUSlot("c0", cpu: 0), CPUSlot("d0", cpu: 0), CPUSlot("c1", cpu: 1)]) == "b1")
-        #expect(pick([CPUSlot("x", cpu: nil), CPUSlot("y", cpu: nil)], [a0]) == "y", "unpinned slots: the most recently idle")
+        #expect(pick([a0, a1, b0], [slot("c0", 0)]) == "a1", "CPU 0 is busier")
+        #expect(pick([a0, b0, a1, b1], [slot("c0", 0), slot("d0", 0), slot("c1", 1)]) == "b1")
+        #expect(pick([slot("x", nil), slot("y", nil)], [a0]) == "y", "unpinned slots: the most recently idle")
     }
 }
