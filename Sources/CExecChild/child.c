@@ -5,6 +5,7 @@
 // On failure it writes {stage, errno} to the report pipe and exits 127.
 #define _GNU_SOURCE
 #include "exec_child.h"
+#include "exec_sys.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -95,25 +96,6 @@ static int apply_mount(const struct execd_mount *m) {
     }
 }
 
-static int write_file(const struct execd_file *f) {
-    if (S_ISDIR(f->mode)) return (mkdir(f->path, f->mode & 07777) == 0 || errno == EEXIST) ? 0 : -1;
-    int fd = open(f->path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, f->mode);
-    if (fd < 0) return -1;
-    const char *p = f->data;
-    uint64_t left = f->length;
-    while (left > 0) {
-        ssize_t n = write(fd, p, left);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) {
-            close(fd);
-            return -1;
-        }
-        p += n;
-        left -= (uint64_t)n;
-    }
-    return close(fd);
-}
-
 // Builds the private root: tmpfs, read-only binds, /dev, a fresh /proc, /tmp with the run's files.
 static void build_root(const struct execd_child_config *c) {
     // No mount event of ours may propagate back to the host.
@@ -130,7 +112,8 @@ static void build_root(const struct execd_child_config *c) {
         mount("tmpfs", c->tmp_dir, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, c->tmp_tmpfs_data) != 0)
         fail(c, EXECD_STAGE_MOUNT_TMP);
     for (int i = 0; i < c->file_count; i++)
-        if (write_file(&c->files[i]) != 0) fail(c, EXECD_STAGE_WRITE_FILES);
+        if (execd_write_file(c->files[i].path, c->files[i].mode, c->files[i].data, c->files[i].length) != 0)
+            fail(c, EXECD_STAGE_WRITE_FILES);
     // pivot_root(".", ".") stacks the old root on the new one; detaching it leaves no host path reachable.
     if (chdir(c->root_dir) != 0 || syscall(SYS_pivot_root, ".", ".") != 0 || umount2(".", MNT_DETACH) != 0 ||
         chdir("/") != 0)

@@ -1,4 +1,4 @@
-// Parent-side syscall wrappers; see exec_sys.h.
+// Syscall wrappers for the daemon, the sandbox child and the zygote library; see exec_sys.h.
 #define _GNU_SOURCE
 #include "exec_sys.h"
 
@@ -11,6 +11,7 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -77,7 +78,7 @@ ssize_t execd_send_with_fds(int sock, const void *buf, size_t len, const int *fd
     return n;
 }
 
-ssize_t execd_recv_with_fds(int sock, void *buf, size_t cap, int *fds, int maxfds, int *nfds) {
+ssize_t execd_recv_with_fds(int sock, void *buf, size_t cap, int *fds, int maxfds, int *nfds, int cloexec) {
     union {
         char buf[CMSG_SPACE(16 * sizeof(int))];
         struct cmsghdr align;
@@ -86,7 +87,7 @@ ssize_t execd_recv_with_fds(int sock, void *buf, size_t cap, int *fds, int maxfd
     struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf, .msg_controllen = sizeof control.buf};
     *nfds = 0;
     ssize_t n;
-    do n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+    do n = recvmsg(sock, &msg, cloexec ? MSG_CMSG_CLOEXEC : 0);
     while (n < 0 && errno == EINTR);
     if (n < 0) return n;
     for (struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg); cmsg; cmsg = CMSG_NXTHDR(&msg, cmsg)) {
@@ -99,6 +100,26 @@ ssize_t execd_recv_with_fds(int sock, void *buf, size_t cap, int *fds, int maxfd
         }
     }
     return n;
+}
+
+int execd_write_file(const char *path, uint32_t mode, const void *data, uint64_t length) {
+    if (S_ISDIR(mode)) return (mkdir(path, mode & 07777) == 0 || errno == EEXIST) ? 0 : -1;
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode & 07777);
+    if (fd < 0) return -1;
+    const char *p = data;
+    while (length > 0) {
+        ssize_t n = write(fd, p, length > (1u << 30) ? (1u << 30) : (size_t)length);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            int saved = errno;
+            close(fd);
+            errno = saved;
+            return -1;
+        }
+        p += n;
+        length -= (uint64_t)n;
+    }
+    return close(fd);
 }
 
 int execd_prlimit(pid_t pid, int resource, uint64_t soft, uint64_t hard) {

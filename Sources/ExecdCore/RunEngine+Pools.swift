@@ -33,7 +33,7 @@ extension RunEngine {
         }
         // More than a core: the run gets every CPU back (its cgroup's quota is the limit; the slot's CPU is a hint).
         if slot.cpu != nil, limits.cpuQuotaMillicores > 1000 {
-            try? CPUAffinity.set(pid: slot.warmHostPID, cpus: CPUAffinity.allowed())
+            try? CPUAffinity.set(pid: slot.warmHostPID, cpus: cpus)
         }
         slot.nextGroup = nil
         slot.warm = nil

@@ -70,6 +70,8 @@ public final class RunEngine: Sendable {
     public let stats = RunStats()
     let pythonPool: SlotPool<ZygoteSlot>?
     let javascriptPool: SlotPool<WorkerSlot>?
+    /// The CPUs execd may use (pinned Python slots take them in turn; a run allowed more than a core gets them all).
+    let cpus = CPUAffinity.allowed()
 
     public init(config: EngineConfig, cgroups: any CgroupManager) throws {
         self.config = config
@@ -87,9 +89,9 @@ public final class RunEngine: Sendable {
             throw ExecdError(.internalError, "cannot create the sandbox root mount point \(config.rootDirectory): \(error)")
         }
         if config.pythonSlots > 0 {
-            // The CPUs slots are spread over, in turn (a slot's zygote is spawned by the pool's thread while that
-            // thread is on the slot's CPU: the sandbox inherits it).
-            let cpus = CPUAffinity.allowed()
+            // A slot's zygote is spawned by the pool's thread while that thread is on the slot's CPU: the sandbox
+            // inherits it.
+            let cpus = self.cpus
             let turn = Mutex(0)
             let zygoteFilters = (zygote: try SeccompPolicy.standard.excluding(ZygoteSlot.childSetupSyscalls).compile(),
                                  child: try SeccompPolicy.standard.only(ZygoteSlot.childSetupSyscalls).compile())

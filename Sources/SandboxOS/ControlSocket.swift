@@ -40,7 +40,7 @@ public final class ControlSocket: @unchecked Sendable {
         var buffer = [UInt8](repeating: 0, count: 4096)
         var fds = [Int32](repeating: -1, count: 16)
         var count: Int32 = 0
-        let n = buffer.withUnsafeMutableBytes { execd_recv_with_fds(fd, $0.baseAddress, $0.count, &fds, 16, &count) }
+        let n = buffer.withUnsafeMutableBytes { execd_recv_with_fds(fd, $0.baseAddress, $0.count, &fds, 16, &count, 1) }
         guard n >= 0 else { throw SystemError("recvmsg(control)") }
         let received = Array(fds[0..<Int(count)])
         if n == 0 && received.isEmpty { return nil }

@@ -1,5 +1,7 @@
 // Thin wrappers for system calls Swift's Glibc module does not expose (they need _GNU_SOURCE or are
-// variadic). Parent side only; each returns -1 with errno set on failure, like the call it wraps.
+// variadic), used by the daemon; the fd passing and the file writer also by the sandbox child (after clone3: none of
+// them allocates) and the zygote library, which compiles this file in. Each returns -1 with errno set on failure,
+// like the call it wraps.
 #pragma once
 
 #include <stdint.h>
@@ -21,8 +23,12 @@ int execd_set_nonblocking(int fd);
 int execd_socketpair_seqpacket(int fds[2]);
 /// One message with up to 16 fds attached. Returns bytes sent or -1.
 ssize_t execd_send_with_fds(int sock, const void *buf, size_t len, const int *fds, int nfds);
-/// One message; received fds (close-on-exec) land in fds[0..*nfds). Returns bytes received (0 at EOF) or -1.
-ssize_t execd_recv_with_fds(int sock, void *buf, size_t cap, int *fds, int maxfds, int *nfds);
+/// One message; received fds (close-on-exec if `cloexec`) land in fds[0..*nfds), those beyond `maxfds` are closed.
+/// Returns bytes received (0 at EOF) or -1.
+ssize_t execd_recv_with_fds(int sock, void *buf, size_t cap, int *fds, int maxfds, int *nfds, int cloexec);
+/// Creates `path` (O_EXCL, never through a symlink) with `mode` and writes `data` into it; or, when `mode` has
+/// S_IFDIR, makes the directory (an existing one is fine).
+int execd_write_file(const char *path, uint32_t mode, const void *data, uint64_t length);
 int execd_prlimit(pid_t pid, int resource, uint64_t soft, uint64_t hard);
 int execd_pipe_set_size(int fd, int size);
 /// The CPUs the calling thread may run on (at most `max`, in `cpus`): how many, or -1.

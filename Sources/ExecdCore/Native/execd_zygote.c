@@ -2,6 +2,7 @@
 // protocol it speaks. Runs as root of a slot's user namespace; the child half ends as an unprivileged uid.
 #define _GNU_SOURCE
 #include "execd_zygote.h"
+#include "exec_sys.h"  // CExecChild's wrappers, compiled into this library too
 
 #include <dirent.h>
 #include <errno.h>
@@ -54,7 +55,8 @@ static int control_fd = -1;          // the warm child's copy of the zygote's co
 static const char *failed_stage;     // a warm-up step that failed, reported with the request
 static int failed_errno;
 static uint64_t bounding_set;        // the zygote's bounding set (bit n: capability n), read before the first fork
-static char buffer[INLINE_MAX + 1];  // the request: untouched (so not even resident) in the zygote
+static char buffer[INLINE_MAX + 2];  // the request ('I' and up to INLINE_MAX bytes, and one too many to notice):
+                                     // untouched (so not even resident) in the zygote
 
 /// Sends `ERR <stage> <errno>` on the control socket and ends the child: nothing of the run has started. (Not on the
 /// link, which user code holds: a report there could be forged.)
@@ -75,21 +77,7 @@ static void announce(void) {
     int pidfd = (int)syscall(SYS_pidfd_open, getpid(), 0);
     if (pidfd < 0) _exit(127);
     int fds[2] = {pidfd, pair[0]};
-    union {
-        struct cmsghdr header;
-        char space[CMSG_SPACE(sizeof fds)];
-    } control;
-    memset(&control, 0, sizeof control);
-    struct iovec iov = {.iov_base = "WARM", .iov_len = 4};
-    struct msghdr message = {
-        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.space, .msg_controllen = sizeof control.space,
-    };
-    struct cmsghdr *cmsg = CMSG_FIRSTHDR(&message);
-    cmsg->cmsg_level = SOL_SOCKET;
-    cmsg->cmsg_type = SCM_RIGHTS;
-    cmsg->cmsg_len = CMSG_LEN(sizeof fds);
-    memcpy(CMSG_DATA(cmsg), fds, sizeof fds);
-    if (sendmsg(config->control_fd, &message, MSG_NOSIGNAL) < 0) _exit(127);
+    if (execd_send_with_fds(config->control_fd, "WARM", 4, fds, 2) < 0) _exit(127);
     close(pidfd);
     close(pair[0]);
     link_fd = pair[1];
@@ -154,50 +142,18 @@ static void write_file(const char *path_bytes, uint64_t path_length, uint32_t mo
     }
     memcpy(path, path_bytes, path_length);
     path[path_length] = '\0';
-    if (S_ISDIR(mode)) {
-        if (mkdir(path, mode & 07777) != 0 && errno != EEXIST) report("mkdir", errno);
-        return;
-    }
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode & 07777);
-    if (fd < 0) report("create file", errno);
-    while (length > 0) {
-        ssize_t written = write(fd, data, length > (1u << 30) ? (1u << 30) : (size_t)length);
-        if (written < 0) {
-            if (errno == EINTR) continue;
-            report("write file", errno);
-        }
-        data += written;
-        length -= (uint64_t)written;
-    }
-    close(fd);
+    if (execd_write_file(path, mode, data, length) != 0) report(S_ISDIR(mode) ? "mkdir" : "write file", errno);
 }
 
 int execd_zygote_receive(struct execd_zygote_request *request) {
-    struct iovec iov = {.iov_base = buffer, .iov_len = sizeof buffer};
-    union {
-        struct cmsghdr header;
-        char space[CMSG_SPACE(MAX_FDS * sizeof(int))];
-    } control;
-    struct msghdr message = {
-        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.space, .msg_controllen = sizeof control.space,
-    };
-    ssize_t size;
-    do size = recvmsg(link_fd, &message, 0);
-    while (size < 0 && errno == EINTR);
-    if (size < 0) _exit(0);
     int fds[MAX_FDS];
     int fd_count = 0;
-    for (struct cmsghdr *cmsg = CMSG_FIRSTHDR(&message); cmsg != NULL; cmsg = CMSG_NXTHDR(&message, cmsg)) {
-        if (cmsg->cmsg_level != SOL_SOCKET || cmsg->cmsg_type != SCM_RIGHTS) continue;
-        size_t count = (cmsg->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-        for (size_t i = 0; i < count && fd_count < MAX_FDS; i++) {
-            memcpy(&fds[fd_count++], CMSG_DATA(cmsg) + i * sizeof(int), sizeof(int));
-        }
-    }
-    if (size == 0) _exit(0);  // the slot is being retired
+    // Not close-on-exec: they become the program's stdio (dup2 onto an fd that already has the number keeps it).
+    ssize_t size = execd_recv_with_fds(link_fd, buffer, sizeof buffer, fds, MAX_FDS, &fd_count, 0);
+    if (size <= 0) _exit(0);  // 0: the slot is being retired
     // A failed warm-up is reported only now: it must end a run, not go unnoticed.
     if (failed_stage != NULL) report(failed_stage, failed_errno);
-    if ((message.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || fd_count < 3) report("request", 0);
+    if (size == (ssize_t)sizeof buffer || fd_count == MAX_FDS || fd_count < 3) report("request", 0);
 
     const char *data = buffer + 1;
     uint64_t length = (uint64_t)size - 1;
