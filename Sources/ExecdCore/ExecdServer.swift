@@ -49,7 +49,8 @@ public final class ExecdServer: Service, Sendable {
         chmod(path, settings.socketMode)
         if let group = settings.socketGroup { chown(path, 0, group) }
         logger.info("listening", metadata: ["socket": "\(path)", "cgroups": "\(engine.cgroups.version)",
-                                            "max_concurrent_runs": "\(engine.config.maxConcurrentRuns)"])
+                                            "max_concurrent_runs": "\(engine.config.maxConcurrentRuns)",
+                                            "max_active_runs": "\(engine.gate.activeLimit)"])
         _ = sd_notify(0, "READY=1")
         try await withGracefulShutdownHandler {
             try await channel.closeFuture.get()

@@ -16,6 +16,9 @@ public struct EngineConfig: Sendable {
     public var hostIDBase: UInt32 = 900_000
     /// Runs executing at once. A warm run is mostly waiting on the kernel, so twice the cores keeps them busy.
     public var maxConcurrentRuns = max(4, 2 * System.coreCount)
+    /// Of those, runs using the CPU at once (see `AdmissionGate`): one per core. A run found waiting (sleeping,
+    /// reading stdin) 5 ms after its start or later makes room for the next, up to `maxConcurrentRuns`.
+    public var maxActiveRuns = System.coreCount
     public var maxQueuedRuns = 256
     public var defaults = RunLimits.defaults
     public var maxima = RunLimits.maxima
@@ -79,7 +82,7 @@ public final class RunEngine: Sendable {
         seccomp = try SeccompPolicy.standard.compile()
         threads = NIOThreadPool(numberOfThreads: config.maxConcurrentRuns)
         threads.start()
-        gate = AdmissionGate(capacity: config.maxConcurrentRuns, queueLimit: config.maxQueuedRuns)
+        gate = AdmissionGate(capacity: config.maxConcurrentRuns, activeLimit: config.maxActiveRuns, queueLimit: config.maxQueuedRuns)
         let hostIDs = HostIDPool(base: config.hostIDBase, count: 4096)
         self.hostIDs = hostIDs
         do {
@@ -246,7 +249,8 @@ public final class RunEngine: Sendable {
             case .success:
                 let runID = "run-\(counter.add(1, ordering: .relaxed).newValue)"
                 active.withLock { $0[runID] = control }
-                threads.submit { state in
+                control.whenWaiting { [gate] in gate.park() }
+                dispatch { state in
                     defer {
                         self.active.withLock { _ = $0.removeValue(forKey: runID) }
                     }
@@ -257,7 +261,7 @@ public final class RunEngine: Sendable {
                     }
                     let result = control.isCancelled ? nil : self.execute(
                         runID, request: request, profile: profile, limits: limits, files: files, side: box.value, control: control)
-                    self.gate.release()
+                    RunThread.handingOver { self.gate.release(parked: control.wasFoundWaiting) }
                     guard let result, !control.isCancelled else {
                         completion(.failure(ExecdError(.cancelled, "\(runID) was cancelled (client gone, cancel request or admin kill)")))
                         return
@@ -268,6 +272,16 @@ public final class RunEngine: Sendable {
             }
         }
         if let waiter { handle.queued(waiter, client: client, gate: gate) }
+    }
+
+    /// Runs an admitted run's job on a run thread: the one that just freed its place when there is one (the job
+    /// follows its run there, without waking another thread), otherwise any.
+    private func dispatch(_ job: @escaping RunThread.Job) {
+        if RunThread.takeOver(job) { return }
+        threads.submit { state in
+            var next: RunThread.Job? = job
+            while let current = next { next = RunThread.running(current, state) }
+        }
     }
 
     /// The blocking part, on a pool thread.
@@ -424,6 +438,44 @@ public final class RunHandle: Sendable {
     func queued(_ id: UInt64, client: UInt64, gate: AdmissionGate) {
         waiter.withLock { $0 = (id, client, gate) }
         if control.isCancelled { gate.cancel(id, client: client, with: .cancelled) }
+    }
+}
+
+/// A run thread's hand-over: the run that ends frees its place in the gate, which admits the next waiting run on the
+/// same thread; that run's job then runs there once the first has answered (one thread wake-up less per queued run).
+enum RunThread {
+    typealias Job = @Sendable (NIOThreadPool.WorkItemState) -> Void
+
+    /// Only ever used by the thread it belongs to.
+    private final class Slot: @unchecked Sendable {
+        var handingOver = false
+        var next: Job?
+    }
+
+    private static let current = ThreadSpecificVariable<Slot>()
+
+    /// Runs `job` on this thread; returns the job handed over meanwhile, to run next.
+    static func running(_ job: Job, _ state: NIOThreadPool.WorkItemState) -> Job? {
+        let slot = current.currentValue ?? { let slot = Slot(); current.currentValue = slot; return slot }()
+        slot.next = nil
+        job(state)
+        defer { slot.next = nil }
+        return slot.next
+    }
+
+    /// `body` (a gate release) may admit one run whose job this thread takes over.
+    static func handingOver(_ body: () -> Void) {
+        guard let slot = current.currentValue else { return body() }
+        slot.handingOver = true
+        defer { slot.handingOver = false }
+        body()
+    }
+
+    /// True if this thread, within `handingOver`, takes `job` over.
+    static func takeOver(_ job: @escaping Job) -> Bool {
+        guard let slot = current.currentValue, slot.handingOver, slot.next == nil else { return false }
+        slot.next = job
+        return true
     }
 }
 

@@ -97,6 +97,10 @@ public struct RunMonitor {
     /// two of three wake-ups of a run), while a program that fills its 1 MiB pipe (`Pipe.output`) waits at most this
     /// long for it to be drained. The run's end and everything else are watched all along.
     static let outputQuiet: Duration = .milliseconds(10)
+    /// When the monitor first looks whether the run is waiting rather than computing (`RunControl.whenWaiting`), and
+    /// how often after that while it computes: a trivial run is over before the first look.
+    static let waitingCheck: Duration = .milliseconds(5)
+    static let waitingRecheck: Duration = .milliseconds(20)
 
     public func run(_ process: any MonitoredProcess, stdin: [UInt8]) -> MonitorOutcome {
         var outcome = MonitorOutcome()
@@ -109,6 +113,8 @@ public struct RunMonitor {
         var exited = false
         var outputQuietUntil = start + Self.outputQuiet
         var scratch: [UInt8] = []  // every read's buffer (see readChunk)
+        var waitingCheck = control.watchesWaiting ? start + Self.waitingCheck : nil
+        var computedSince = (time: start, cpu: Duration.zero)
         if stdin.isEmpty { process.closeStdin() }
 
         // Kept apart from `outcome`, which is borrowed inout while output is drained and may trigger a kill.
@@ -136,6 +142,16 @@ public struct RunMonitor {
                         nextCPUCheck = now + max(.milliseconds(2), min(pace, .milliseconds(250)))
                     }
                 }
+                if killedFor == nil, let at = waitingCheck, now >= at {
+                    let used = usage().cpu
+                    if (used - computedSince.cpu) * 2 < now - computedSince.time {
+                        control.reportWaiting()
+                        waitingCheck = nil
+                    } else {
+                        computedSince = (now, used)
+                        waitingCheck = now + Self.waitingRecheck
+                    }
+                }
             }
             var fds: [pollfd] = []
             func watch(_ fd: Int32, _ events: Int32) { if fd >= 0 { fds.append(pollfd(fd: fd, events: Int16(events), revents: 0)) } }
@@ -154,6 +170,7 @@ public struct RunMonitor {
 
             var wake = exited ? Duration.seconds(5) : min(wallDeadline, nextCPUCheck) - now
             if !exited, let deadline = side?.killDeadline { wake = min(wake, deadline - now) }
+            if !exited, let at = waitingCheck { wake = min(wake, at - now) }
             if !outputWatched { wake = min(wake, outputQuietUntil - now) }
             let timeoutMs = Int32(clamping: max(0, wake.milliseconds) + 1)
             let ready = poll(&fds, nfds_t(fds.count), timeoutMs)

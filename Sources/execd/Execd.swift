@@ -19,8 +19,11 @@ struct Execd: AsyncParsableCommand {
     @Option(help: "JSON config file; command-line options override it.")
     var config: String?
 
-    @Option(help: "Runs executing at once (default: 2 × cores).")
+    @Option(help: "Runs executing at once (default: 2 × cores, at least 4).")
     var maxConcurrentRuns: Int?
+
+    @Option(help: "Of those, runs using the CPU at once (default: cores); a run found waiting makes room for another.")
+    var maxActiveRuns: Int?
 
     @Option(help: "Runs that may wait for a slot before requests get `busy`.")
     var queueLimit: Int?
@@ -70,6 +73,7 @@ struct Execd: AsyncParsableCommand {
 
         var engineConfig = EngineConfig()
         if let n = maxConcurrentRuns ?? file.maxConcurrentRuns { engineConfig.maxConcurrentRuns = n }
+        if let n = maxActiveRuns ?? file.maxActiveRuns { engineConfig.maxActiveRuns = n }
         if let n = queueLimit ?? file.queueLimit { engineConfig.maxQueuedRuns = n }
         if let base = hostIdBase ?? file.hostIdBase { engineConfig.hostIDBase = base }
         if let dir = rootDir ?? file.rootDir { engineConfig.rootDirectory = dir }
@@ -80,8 +84,8 @@ struct Execd: AsyncParsableCommand {
         if let n = slotMaxRuns ?? file.slotMaxRuns { engineConfig.maxRunsPerSlot = n }
         if let seconds = slotMaxAge ?? file.slotMaxAge { engineConfig.maxSlotAge = .seconds(seconds) }
         if let pin = slotPinning ?? file.slotPinning { engineConfig.pinPythonSlots = pin }
-        guard engineConfig.maxConcurrentRuns >= 1, engineConfig.maxQueuedRuns >= 0 else {
-            throw ValidationError("max-concurrent-runs must be at least 1 and queue-limit at least 0")
+        guard engineConfig.maxConcurrentRuns >= 1, engineConfig.maxActiveRuns >= 1, engineConfig.maxQueuedRuns >= 0 else {
+            throw ValidationError("max-concurrent-runs and max-active-runs must be at least 1 and queue-limit at least 0")
         }
         guard engineConfig.maxRunsPerSlot >= 1, engineConfig.maxSlotAge >= .seconds(1) else {
             throw ValidationError("slot-max-runs and slot-max-age must be at least 1")
@@ -129,6 +133,7 @@ extension Logger.Level: @retroactive ExpressibleByArgument {}
 struct ExecdConfigFile: Decodable {
     var socket: String?
     var maxConcurrentRuns: Int?
+    var maxActiveRuns: Int?
     var queueLimit: Int?
     var hostIdBase: UInt32?
     var rootDir: String?

@@ -392,6 +392,24 @@ extension EndToEnd {
             _ = try await waitForFullPool(d, .python, target: start.target)
         }
 
+        /// One run computes per core (here: one); a run that sleeps is found waiting and makes room, so it cannot hold
+        /// up the runs behind it (with the old single bound, the second run would wait the sleeper's whole second).
+        @Test func aWaitingRunDoesNotHoldUpTheNext() async throws {
+            let d = try await TestDaemon(tag: "active", hostIDBase: 940_000, maxConcurrentRuns: 4, maxActiveRuns: 1)
+            defer { Task { try? await d.stop() } }
+            _ = try await waitForFullPool(d, .python)
+            let clock = ContinuousClock()
+            let sleeper = Task { try await d.run(.python, "import time\ntime.sleep(1.5)\nprint('slept')") }
+            for _ in 0..<200 where d.engine.activeCount == 0 { try await Task.sleep(for: .milliseconds(5)) }
+            let start = clock.now
+            let quick = try await d.run(.python, "print('quick')")
+            let waited = clock.now - start
+            #expect(quick.out == "quick\n")
+            #expect(waited < .milliseconds(700), "the quick run waited \(waited) behind a sleeping one")
+            #expect(try await sleeper.value.out == "slept\n")
+            #expect(d.engine.activeCount == 0)
+        }
+
         @Test func killByRunID() async throws {
             let d = try await daemon()
             let client = try await d.client()

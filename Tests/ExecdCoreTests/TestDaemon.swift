@@ -33,7 +33,7 @@ final class TestDaemon: Sendable {
         }
     }()
 
-    init(tag: String, hostIDBase: UInt32, maxConcurrentRuns: Int = 2, queueLimit: Int = 64) async throws {
+    init(tag: String, hostIDBase: UInt32, maxConcurrentRuns: Int = 2, maxActiveRuns: Int? = nil, queueLimit: Int = 64) async throws {
         Self.staleSubtreesRemoved
         let pid = getpid()
         socketPath = "/tmp/execd-test-\(pid)-\(tag).sock"
@@ -43,6 +43,7 @@ final class TestDaemon: Sendable {
         config.rootDirectory = "/tmp/execd-test-\(pid)-root"
         config.hostIDBase = hostIDBase
         config.maxConcurrentRuns = maxConcurrentRuns
+        if let maxActiveRuns { config.maxActiveRuns = maxActiveRuns }
         config.maxQueuedRuns = queueLimit
         let cgroups = try Cgroups.detect(CgroupHost(subtreeName: cgroupSubtree))
         let engine = try RunEngine(config: config, cgroups: cgroups)

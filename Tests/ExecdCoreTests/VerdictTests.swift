@@ -156,6 +156,29 @@ struct AdmissionGateTests {
         #expect(gate.running == 0, "the cancelled waiter must not have been handed the slot")
     }
 
+    /// At most `activeLimit` runs are active; a parked run makes room for the next, and still counts against
+    /// `capacity` until it ends.
+    @Test func parkedRunsMakeRoomForActiveOnesWithinCapacity() async throws {
+        let gate = AdmissionGate(capacity: 2, activeLimit: 1, queueLimit: 8)
+        try await gate.acquire()  // A
+        let b = Task { try await gate.acquire() }
+        while gate.queued == 0 { await Task.yield() }
+        #expect(gate.running == 1, "B waits while A is active")
+        gate.park()  // A waits for something: B may compute
+        try await b.value
+        #expect(gate.running == 2 && gate.active == 1 && gate.queued == 0)
+        let c = Task { try await gate.acquire() }
+        while gate.queued == 0 { await Task.yield() }
+        gate.park()  // B parks too, but capacity (2) is reached: C still waits
+        #expect(gate.queued == 1 && gate.active == 0)
+        gate.release(parked: true)  // A ends
+        try await c.value
+        #expect(gate.running == 2 && gate.active == 1)
+        gate.release(parked: true)  // B
+        gate.release()  // C
+        #expect(gate.running == 0 && gate.active == 0)
+    }
+
     @Test func deadlineExpiresAWaiter() async throws {
         let gate = AdmissionGate(capacity: 1, queueLimit: 4)
         try await gate.acquire()
