@@ -47,7 +47,11 @@ extension RunEngine {
                                     cpuQuotaMillicores: config.defaults.cpuQuotaMillicores)
         func cleanup(adopt: Bool) -> @Sendable () -> Bool {
             {
-                let child = adopt ? try? slot.receiveWarmChild(timeout: .seconds(5), whileWaiting: { try? cgroup.signalAll() }) : nil
+                let pending = slot.pendingWarm
+                slot.pendingWarm = nil
+                if !adopt { pending?.kill() }
+                let child = adopt
+                    ? pending ?? (try? slot.receiveWarmChild(timeout: .seconds(5), whileWaiting: { try? cgroup.signalAll() })) : nil
                 guard slot.recycleGroup(cgroup, limits: defaults, cgroups: cgroups, applied: wanted) else {
                     child?.kill()
                     return false
@@ -62,7 +66,8 @@ extension RunEngine {
         do {
             let payload = ZygoteSlot.zygoteRequest(files: files, args: request.args, rlimits: Self.rlimits(limits), side: side != nil)
             run = try ZygoteRun.start(control: slot.control, child: child, payload: payload, sideChannel: side != nil,
-                                      killGroup: { try? cgroup.killAll() }, signalGroup: { try? cgroup.signalAll() })
+                                      killGroup: { try? cgroup.killAll() }, signalGroup: { try? cgroup.signalAll() },
+                                      nextWarm: { slot.pendingWarm = $0 })
         } catch {
             pool.giveBack(slot, healthy: false, cleanup: cleanup(adopt: false))
             return nil

@@ -32,6 +32,8 @@ final class ZygoteSlot: PoolSlot, @unchecked Sendable {
     var nextGroup: (any RunCgroup)?
     /// The next run's process: forked by the zygote, set up ahead and already in `nextGroup`.
     var warm: WarmChild?
+    /// A warm child that came with its predecessor's run status (`ZygoteRun`'s `nextWarm`), for the cleanup.
+    var pendingWarm: WarmChild?
     /// The warm child's pid in execd's pid namespace.
     var warmHostPID: pid_t = 0
     var preparedLimits: CgroupLimits?
@@ -100,11 +102,16 @@ final class ZygoteSlot: PoolSlot, @unchecked Sendable {
             stale += 1
         } while stale <= 8
         guard let message else { throw ExecdError(.internalError, "zygote \(id) closed its control socket: \(process.drainStderr())") }
-        guard message.message == Array("WARM".utf8), message.fds.count == 2 else {
+        guard Self.isWarm(message.message), message.fds.count == 2 else {
             for fd in message.fds { close(fd) }
             throw ExecdError(.internalError, "zygote \(id) sent \(String(decoding: message.message, as: UTF8.self)) instead of a warm child")
         }
         return WarmChild(pidfd: message.fds[0], link: ControlSocket(fd: message.fds[1]))
+    }
+
+    /// `WARM`, or `WARM <status>` (the previous run's wait status, which only its run's monitor needs).
+    static func isWarm(_ message: [UInt8]) -> Bool {
+        message == Array("WARM".utf8) || (message.starts(with: Array("WARM ".utf8)) && Int32(String(decoding: message.dropFirst(5), as: UTF8.self)) != nil)
     }
 
     /// Moves `child` into `nextGroup` (before its request can arrive: no user code ever runs outside the run's
@@ -184,6 +191,8 @@ final class ZygoteSlot: PoolSlot, @unchecked Sendable {
         try? cgroup.destroy()
         warm?.kill()
         warm = nil
+        pendingWarm?.kill()
+        pendingWarm = nil
         if let nextGroup { try? nextGroup.destroy() }
         nextGroup = nil
         onRetire?()

@@ -41,8 +41,9 @@ public final class WarmChild: @unchecked Sendable {
 /// One run on a zygote's warm child (see zygote.py for its side of the protocol), driven by `RunMonitor`.
 ///
 /// The child is already in the run's cgroup when `start` sends it the request: the run's payload and pipes. The
-/// zygote reports the child's wait status on its control socket; a child that failed to set up says why there first
-/// (`ERR`). Once the program is done, the child closes everything but its link and says `DONE <wait status>` on the
+/// zygote reports the child's wait status on its control socket: `EXIT <status>` at once while other processes of
+/// the run are alive, otherwise with its next warm child, `WARM <status>` (which `nextWarm` takes); a child that
+/// failed to set up says why there first (`ERR`). Once the program is done, the child closes everything but its link and says `DONE <wait status>` on the
 /// link before it exits: the run ends there, without waiting the ≈ 0.4 ms the kernel takes to tear the child down.
 /// User code holds the link too, so `DONE` is taken as what it is, the run's own word about itself: it can only end
 /// that run (whatever is left of it is killed at once) and anything else on the link stops execd listening there.
@@ -61,6 +62,7 @@ public final class ZygoteRun: MonitoredProcess, @unchecked Sendable {
     private let control: ControlSocket
     private let killGroup: () -> Void
     private let signalGroup: () -> Void
+    private let nextWarm: (WarmChild) -> Void
     private var programStatus: Int32?
     private var setupError: ZygoteSetupError?
     /// Still reading the link for the child's `DONE`.
@@ -72,7 +74,7 @@ public final class ZygoteRun: MonitoredProcess, @unchecked Sendable {
     /// Sends the run to `child` (which the caller placed in the run's cgroup); from here on the child runs.
     public static func start(
         control: ControlSocket, child: WarmChild, payload: [UInt8], sideChannel: Bool, killGroup: @escaping () -> Void,
-        signalGroup: @escaping () -> Void
+        signalGroup: @escaping () -> Void, nextWarm: @escaping (WarmChild) -> Void
     ) throws -> ZygoteRun {
         let pidfd = child.takePidfd()
         var childEnds: [Int32] = [], daemonEnds: [Int32] = []
@@ -106,11 +108,12 @@ public final class ZygoteRun: MonitoredProcess, @unchecked Sendable {
         for fd in daemonEnds { _ = execd_set_nonblocking(fd) }
         return ZygoteRun(pidfd: pidfd, link: child.link, stdin: daemonEnds[0], stdout: daemonEnds[1], stderr: daemonEnds[2],
                          side: sideChannel ? daemonEnds[3] : -1, control: control, killGroup: killGroup,
-                         signalGroup: signalGroup)
+                         signalGroup: signalGroup, nextWarm: nextWarm)
     }
 
     private init(pidfd: Int32, link: ControlSocket, stdin: Int32, stdout: Int32, stderr: Int32, side: Int32,
-                 control: ControlSocket, killGroup: @escaping () -> Void, signalGroup: @escaping () -> Void) {
+                 control: ControlSocket, killGroup: @escaping () -> Void, signalGroup: @escaping () -> Void,
+                 nextWarm: @escaping (WarmChild) -> Void) {
         self.pidfd = pidfd
         self.link = link
         stdinFD = stdin
@@ -120,6 +123,7 @@ public final class ZygoteRun: MonitoredProcess, @unchecked Sendable {
         self.control = control
         self.killGroup = killGroup
         self.signalGroup = signalGroup
+        self.nextWarm = nextWarm
     }
 
     deinit { closeFDs() }
@@ -155,8 +159,16 @@ public final class ZygoteRun: MonitoredProcess, @unchecked Sendable {
             killChild()
             return true
         }
-        for fd in message.fds { close(fd) }
         let text = String(decoding: message.message, as: UTF8.self)
+        // The run ended with nothing of it left: its status comes with the zygote's next warm child (`WARM <status>`),
+        // which goes to the slot's cleanup.
+        if text.hasPrefix("WARM "), let status = Int32(text.dropFirst(5)), message.fds.count == 2 {
+            nextWarm(WarmChild(pidfd: message.fds[0], link: ControlSocket(fd: message.fds[1])))
+            programStatus = status
+            killGroup()
+            return true
+        }
+        for fd in message.fds { close(fd) }
         if text.hasPrefix("ERR "), setupError == nil {  // the child's own report, before its EXIT
             setupError = ZygoteSetupError(detail: String(text.dropFirst(4)))
             return false

@@ -55,6 +55,7 @@ static int control_fd = -1;          // the warm child's copy of the zygote's co
 static const char *failed_stage;     // a warm-up step that failed, reported with the request
 static int failed_errno;
 static uint64_t bounding_set;        // the zygote's bounding set (bit n: capability n), read before the first fork
+static int previous_status = -1;     // the wait status of the previous run's child, when not reported yet (-1: none)
 static char buffer[INLINE_MAX + 2];  // the request ('I' and up to INLINE_MAX bytes, and one too many to notice):
                                      // untouched (so not even resident) in the zygote
 
@@ -68,16 +69,19 @@ static _Noreturn void report(const char *stage, int err) {
     _exit(127);
 }
 
-/// The warm child's first act: hands execd its pidfd and execd's end of a new link, on the zygote's control socket.
-/// The child keeps that socket until user code's turn, to report a failed setup on it (a channel user code never
-/// holds: see `execd_zygote_receive`).
+/// The warm child's first act: hands execd its pidfd and execd's end of a new link, on the zygote's control socket,
+/// with the previous run's wait status when the zygote left it to this message (`WARM <status>`: one message and one
+/// wake-up of execd instead of two). The child keeps that socket until user code's turn, to report a failed setup on
+/// it (a channel user code never holds: see `execd_zygote_receive`).
 static void announce(void) {
     int pair[2];
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) _exit(127);
     int pidfd = (int)syscall(SYS_pidfd_open, getpid(), 0);
     if (pidfd < 0) _exit(127);
     int fds[2] = {pidfd, pair[0]};
-    if (execd_send_with_fds(config->control_fd, "WARM", 4, fds, 2) < 0) _exit(127);
+    char message[32] = "WARM";
+    int length = previous_status < 0 ? 4 : snprintf(message, sizeof message, "WARM %d", previous_status);
+    if (execd_send_with_fds(config->control_fd, message, (size_t)length, fds, 2) < 0) _exit(127);
     close(pidfd);
     close(pair[0]);
     link_fd = pair[1];
@@ -390,14 +394,21 @@ int execd_zygote_serve(const struct execd_zygote_config *zygote_config) {
         while (waitpid(pid, &status, 0) < 0) {
             if (errno != EINTR) _exit(71);
         }
-        char message[32];
-        int length = snprintf(message, sizeof message, "EXIT %d", status);
-        if (send(config->control_fd, message, (size_t)length, MSG_NOSIGNAL) < 0) _exit(0);  // execd is gone
-        // Then the rest of that run, whatever its exit signal (__WALL), until none is left.
-        for (;;) {
-            if (waitpid(-1, &status, __WALL) >= 0 || errno == EINTR) continue;
-            if (errno == ECHILD) break;
-            _exit(71);
+        // Then the rest of that run, whatever its exit signal (__WALL), until none is left. When nothing else of the
+        // run is left, its status goes with the next warm child's announce, a moment later; otherwise it goes now:
+        // execd kills the rest when it learns the run ended.
+        previous_status = status;
+        for (bool reported = false;;) {
+            int other;
+            pid_t reaped = waitpid(-1, &other, __WALL | (reported ? 0 : WNOHANG));
+            if (reaped > 0 || (reaped < 0 && errno == EINTR)) continue;
+            if (reaped < 0 && errno == ECHILD) break;
+            if (reaped < 0) _exit(71);
+            char message[32];  // reaped == 0: some of the run is still alive
+            int length = snprintf(message, sizeof message, "EXIT %d", status);
+            if (send(config->control_fd, message, (size_t)length, MSG_NOSIGNAL) < 0) _exit(0);  // execd is gone
+            previous_status = -1;
+            reported = true;
         }
     }
 }

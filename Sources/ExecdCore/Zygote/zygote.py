@@ -21,7 +21,9 @@
 #
 # Control socket, fd 3 (SOCK_SEQPACKET):
 #   zygote -> execd  b"WARM" + fds [pidfd of the warm child, execd's end of its link]   a warm child exists (sent by it)
-#                    b"EXIT <wait status>"                                                that child ended
+#                    b"WARM <wait status>" + the same fds   the same, and the previous child ended (nothing of its
+#                                                           run is left; one message where there were two)
+#                    b"EXIT <wait status>"                  that child ended while other processes of its run live
 # Link (SOCK_SEQPACKET, one per warm child), execd <-> that child:
 #   execd -> child  b"I" + request, or b"M" and the request in a memfd (the last fd);
 #                   fds [stdin, stdout, stderr, (side channel), (memfd)]
