@@ -186,7 +186,7 @@ workers refilled in the background. The bwrap baseline starts a fresh sandbox an
 - Machine: {env["BENCH_NPROC"]} CPUs ({env["BENCH_CPU"]}), {env["BENCH_MEM"]}, kernel {env["BENCH_KERNEL"]}, cgroup {env["BENCH_CGROUPS"] or "?"}
 - Load average (1/5/15 min) before the runs: {env["BENCH_LOAD_BEFORE"]}; after: {env["BENCH_LOAD_AFTER"]}
 - execd: `execd --socket /tmp/execd-bench.sock --host-id-base 940000 --cgroup-subtree execd-bench` (defaults
-  otherwise: at most max(4, 2 × CPUs) runs at once, twice that and two more warm Python slots, max(2, CPUs) JavaScript workers)
+  otherwise: at most max(4, 2 × CPUs) runs at once and one per CPU computing, twice that and two more warm Python slots, max(2, CPUs) JavaScript workers)
 - Program: `print(1)` (python) and `console.log(1)` (javascript), {env["BENCH_DURATION"]} per measurement after a
   warm-up of one run per worker; closed loop (each worker sends its next run when the last one returned)
 

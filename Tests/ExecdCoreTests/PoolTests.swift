@@ -395,7 +395,7 @@ extension EndToEnd {
         /// One run computes per core (here: one); a run that sleeps is found waiting and makes room, so it cannot hold
         /// up the runs behind it (with the old single bound, the second run would wait the sleeper's whole second).
         @Test func aWaitingRunDoesNotHoldUpTheNext() async throws {
-            let d = try await TestDaemon(tag: "active", hostIDBase: 940_000, maxConcurrentRuns: 4, maxActiveRuns: 1)
+            let d = try await TestDaemon(tag: "active", hostIDBase: 980_000, maxConcurrentRuns: 4, maxActiveRuns: 1)
             defer { Task { try? await d.stop() } }
             _ = try await waitForFullPool(d, .python)
             let clock = ContinuousClock()
