@@ -457,10 +457,10 @@ enum RunThread {
     /// Runs `job` on this thread; returns the job handed over meanwhile, to run next.
     static func running(_ job: Job, _ state: NIOThreadPool.WorkItemState) -> Job? {
         let slot = current.currentValue ?? { let slot = Slot(); current.currentValue = slot; return slot }()
-        slot.next = nil
         job(state)
-        defer { slot.next = nil }
-        return slot.next
+        let next = slot.next
+        slot.next = nil
+        return next
     }
 
     /// `body` (a gate release) may admit one run whose job this thread takes over.

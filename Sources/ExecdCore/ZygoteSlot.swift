@@ -102,16 +102,11 @@ final class ZygoteSlot: PoolSlot, @unchecked Sendable {
             stale += 1
         } while stale <= 8
         guard let message else { throw ExecdError(.internalError, "zygote \(id) closed its control socket: \(process.drainStderr())") }
-        guard Self.isWarm(message.message), message.fds.count == 2 else {
+        guard ZygoteRun.report(message.message) != nil, message.fds.count == 2 else {
             for fd in message.fds { close(fd) }
             throw ExecdError(.internalError, "zygote \(id) sent \(String(decoding: message.message, as: UTF8.self)) instead of a warm child")
         }
         return WarmChild(pidfd: message.fds[0], link: ControlSocket(fd: message.fds[1]))
-    }
-
-    /// `WARM`, or `WARM <status>` (the previous run's wait status, which only its run's monitor needs).
-    static func isWarm(_ message: [UInt8]) -> Bool {
-        message == Array("WARM".utf8) || (message.starts(with: Array("WARM ".utf8)) && Int32(String(decoding: message.dropFirst(5), as: UTF8.self)) != nil)
     }
 
     /// Moves `child` into `nextGroup` (before its request can arrive: no user code ever runs outside the run's

@@ -127,12 +127,20 @@ public struct RunMonitor {
 
         while true {
             let now = clock.now
+            // The cgroup's counters, read at most once per turn (both checks may fall due together).
+            var sampled: (cpu: Duration, oomKills: Int)?
+            func sample() -> (cpu: Duration, oomKills: Int) {
+                if let sampled { return sampled }
+                let fresh = usage()
+                sampled = fresh
+                return fresh
+            }
             if !exited && killedFor == nil {
                 if control.isCancelled { kill(.cancelled) }
                 else if now >= wallDeadline { kill(.wallTime) }
                 else if let deadline = side?.killDeadline, now >= deadline { kill(.sideChannelDeadline) }
                 else if now >= nextCPUCheck {
-                    let (used, oomKills) = usage()
+                    let (used, oomKills) = sample()
                     if used >= cpuLimit { kill(.cpuTime) }
                     // cgroup v1 OOM-kills one process, not the group: end the run as a whole, as v2's oom.group does.
                     else if oomKills > 0 { kill(.memory) }
@@ -143,7 +151,7 @@ public struct RunMonitor {
                     }
                 }
                 if killedFor == nil, let at = waitingCheck, now >= at {
-                    let used = usage().cpu
+                    let used = sample().cpu
                     if (used - computedSince.cpu) * 2 < now - computedSince.time {
                         control.reportWaiting()
                         waitingCheck = nil

@@ -162,7 +162,7 @@ public final class ZygoteRun: MonitoredProcess, @unchecked Sendable {
         let text = String(decoding: message.message, as: UTF8.self)
         // The run ended with nothing of it left: its status comes with the zygote's next warm child (`WARM <status>`),
         // which goes to the slot's cleanup.
-        if text.hasPrefix("WARM "), let status = Int32(text.dropFirst(5)), message.fds.count == 2 {
+        if case .warm(let status?) = Self.report(message.message), message.fds.count == 2 {
             nextWarm(WarmChild(pidfd: message.fds[0], link: ControlSocket(fd: message.fds[1])))
             programStatus = status
             killGroup()
@@ -184,6 +184,17 @@ public final class ZygoteRun: MonitoredProcess, @unchecked Sendable {
     }
 
     public func kill() { killChild() }
+
+    /// What a `WARM` report on the zygote's control socket says: a warm child, with the previous child's wait status
+    /// when it came along (`WARM <status>`); nil for any other message.
+    public enum Report: Equatable { case warm(previousStatus: Int32?) }
+
+    public static func report(_ message: [UInt8]) -> Report? {
+        if message == Array("WARM".utf8) { return .warm(previousStatus: nil) }
+        guard message.starts(with: Array("WARM ".utf8)),
+              let status = Int32(String(decoding: message.dropFirst(5), as: UTF8.self)) else { return nil }
+        return .warm(previousStatus: status)
+    }
 
     private func killChild() {
         if pidfd >= 0 { _ = execd_pidfd_send_signal(pidfd, SIGKILL) }
