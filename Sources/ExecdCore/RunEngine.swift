@@ -402,7 +402,7 @@ public final class RunEngine: Sendable {
             files.append(SandboxFile(path: path, contents: Array(file.content), mode: file.executable ? 0o755 : 0o644))
         }
         let all = files + extra
-        guard Set(all.map(\.path)).count == all.count else { throw ExecdError(.badRequest, "files: duplicate paths") }
+        guard all.count == 1 || Set(all.map(\.path)).count == all.count else { throw ExecdError(.badRequest, "files: duplicate paths") }
         return all
     }
 

@@ -246,15 +246,35 @@ final class ZygoteSlot: PoolSlot, @unchecked Sendable {
     /// entries before it (mode S_IFDIR, no content).
     static func zygoteRequest(files: [SandboxFile], args: [String], rlimits: [ResourceLimit], side: Bool) -> [UInt8] {
         let files = SandboxFile.withDirectories(files)
-        var numbers: [String] = [side ? "1" : "0", "\(args.count)"]
-        numbers += args.map { "\($0.utf8.count)" }
-        numbers.append("\(rlimits.count)")
-        for limit in rlimits { numbers += ["\(limit.resource)", "\(Int(clamping: limit.soft))", "\(Int(clamping: limit.hard))"] }
-        numbers.append("\(files.count)")
-        for file in files { numbers += ["\(file.mode)", "\(file.path.utf8.count)", "\(file.contents.count)"] }
-        var bytes = Array((numbers.joined(separator: " ") + "\n").utf8)
-        bytes.reserveCapacity(bytes.count + args.reduce(0) { $0 + $1.utf8.count }
-            + files.reduce(0) { $0 + $1.path.utf8.count + $1.contents.count })
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(64 + 24 * (args.count + 3 * rlimits.count + 3 * files.count)
+            + args.reduce(0) { $0 + $1.utf8.count } + files.reduce(0) { $0 + $1.path.utf8.count + $1.contents.count })
+        func number(_ value: some BinaryInteger) {
+            if !bytes.isEmpty { bytes.append(UInt8(ascii: " ")) }
+            var value = UInt64(clamping: value), digits: (UInt64, Int) = (1, 1)
+            while digits.1 < 20, value / digits.0 >= 10 { digits = (digits.0 * 10, digits.1 + 1) }
+            for _ in 0..<digits.1 {
+                bytes.append(UInt8(ascii: "0") + UInt8(value / digits.0))
+                value %= digits.0
+                digits.0 /= 10
+            }
+        }
+        number(side ? 1 : 0)
+        number(args.count)
+        for arg in args { number(arg.utf8.count) }
+        number(rlimits.count)
+        for limit in rlimits {
+            number(limit.resource)
+            number(Int(clamping: limit.soft))
+            number(Int(clamping: limit.hard))
+        }
+        number(files.count)
+        for file in files {
+            number(file.mode)
+            number(file.path.utf8.count)
+            number(file.contents.count)
+        }
+        bytes.append(UInt8(ascii: "\n"))
         for arg in args { bytes += arg.utf8 }
         for file in files {
             bytes += file.path.utf8

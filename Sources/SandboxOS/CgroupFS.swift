@@ -64,6 +64,17 @@ enum CgroupFS {
         return String(decoding: bytes, as: UTF8.self)
     }
 
+    /// Parses a small control file read through an fd opened earlier, straight from a buffer on the stack: these are
+    /// read on every run, and the general path's arrays and strings cost more than the read. Contents that fill
+    /// `capacity` take the general path.
+    static func parse<T>(fd: Int32, path: String, capacity: Int = 256, _ parse: (UnsafeRawBufferPointer) throws -> T) throws -> T {
+        try withUnsafeTemporaryAllocation(byteCount: capacity, alignment: 1) { buffer in
+            let n = try retrying("pread", path) { Glibc.pread(fd, buffer.baseAddress, capacity, 0) }
+            if n < capacity { return try parse(UnsafeRawBufferPointer(rebasing: buffer[0..<n])) }
+            return try Array(try read(fd: fd, path: path).utf8).withUnsafeBytes(parse)
+        }
+    }
+
     /// Writes a control file through an fd opened earlier.
     static func write(fd: Int32, path: String, _ value: String) throws {
         let bytes = Array(value.utf8)
@@ -167,15 +178,72 @@ enum CgroupFormat {
 
     /// Parses a single-number file such as cpuacct.usage or memory.peak.
     static func number(_ content: String, path: String) throws -> UInt64 {
-        let trimmed = content.split(whereSeparator: { $0 == "\n" || $0 == " " }).first.map(String.init) ?? ""
-        guard let value = UInt64(trimmed) else { throw CgroupError.malformed(path: path, content: content) }
+        guard let value = Array(content.utf8).withUnsafeBytes(number) else { throw CgroupError.malformed(path: path, content: content) }
         return value
+    }
+
+    /// The number a single-number file holds (blanks around it allowed), or nil.
+    static func number(_ bytes: UnsafeRawBufferPointer) -> UInt64? {
+        var index = 0
+        while index < bytes.count, bytes[index] == UInt8(ascii: " ") || bytes[index] == UInt8(ascii: "\n") { index += 1 }
+        guard let (value, end) = digits(bytes, from: index) else { return nil }
+        return end == bytes.count || bytes[end] == UInt8(ascii: " ") || bytes[end] == UInt8(ascii: "\n") ? value : nil
     }
 
     /// Reads a key of a flat keyed file, throwing if it is absent.
     static func key(_ key: String, in content: String, path: String) throws -> UInt64 {
-        guard let value = flatKeyed(content)[key] else { throw CgroupError.malformed(path: path, content: content) }
+        guard let value = Array(content.utf8).withUnsafeBytes({ Self.key(key, in: $0) }) else {
+            throw CgroupError.malformed(path: path, content: content)
+        }
         return value
+    }
+
+    /// The value of the line `<key> <number>` of a flat keyed file, or nil.
+    static func key(_ key: String, in bytes: UnsafeRawBufferPointer) -> UInt64? {
+        let key = Array(key.utf8)
+        var start = 0
+        while start < bytes.count {
+            var end = start
+            while end < bytes.count, bytes[end] != UInt8(ascii: "\n") { end += 1 }
+            let valueStart = start + key.count + 1
+            if valueStart <= end, bytes[start + key.count] == UInt8(ascii: " "),
+               zip(key.indices, start..<start + key.count).allSatisfy({ key[$0] == bytes[$1] }),
+               let (value, valueEnd) = digits(bytes, from: valueStart), valueEnd == end {
+                return value
+            }
+            start = end + 1
+        }
+        return nil
+    }
+
+    /// The pids of a cgroup.procs file.
+    static func pids(_ bytes: UnsafeRawBufferPointer) -> [pid_t] {
+        var pids: [pid_t] = []
+        var index = 0
+        while index < bytes.count {
+            if let (value, end) = digits(bytes, from: index) {
+                if let pid = pid_t(exactly: value) { pids.append(pid) }
+                index = end
+            } else {
+                index += 1
+            }
+        }
+        return pids
+    }
+
+    /// The decimal number starting at `start` and the index after it, or nil if there is no digit there (or it
+    /// overflows).
+    private static func digits(_ bytes: UnsafeRawBufferPointer, from start: Int) -> (UInt64, Int)? {
+        var value: UInt64 = 0
+        var index = start
+        while index < bytes.count, bytes[index] >= UInt8(ascii: "0"), bytes[index] <= UInt8(ascii: "9") {
+            let (times10, overflow1) = value.multipliedReportingOverflow(by: 10)
+            let (sum, overflow2) = times10.addingReportingOverflow(UInt64(bytes[index] - UInt8(ascii: "0")))
+            if overflow1 || overflow2 { return nil }
+            value = sum
+            index += 1
+        }
+        return index > start ? (value, index) : nil
     }
 
     /// Parses a whitespace-separated list (cgroup.controllers, cgroup.subtree_control, cgroup.procs).
@@ -185,6 +253,6 @@ enum CgroupFormat {
 
     /// Parses cgroup.procs into pids.
     static func pids(_ content: String) -> [pid_t] {
-        words(content).compactMap { pid_t($0) }
+        Array(content.utf8).withUnsafeBytes(pids)
     }
 }

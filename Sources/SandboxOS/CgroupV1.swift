@@ -104,33 +104,68 @@ public final class CgroupV1RunGroup: RunCgroup {
     public let leaves: [CgroupV1Hierarchy]
     private let ops: CgroupDirectoryOps
     private let removed = Mutex(false)
-    /// Control files read or written on every run, opened once (a pooled slot reuses its group for many runs).
-    private let openFiles = Mutex<[String: Int32]>([:])
+    /// The control files read or written on every run (a pooled slot reuses its group for many runs): their paths,
+    /// and their fds, opened on first use (-1 until then). Indexed by `ControlFile`.
+    private let controlPaths: [String]
+    private let controlFDs: Mutex<[Int32]>
+
+    private enum ControlFile {
+        case cpuUsage, memoryPeak, oomControl, pidsCurrent, procs(Int)
+
+        var index: Int {
+            switch self {
+            case .cpuUsage: 0
+            case .memoryPeak: 1
+            case .oomControl: 2
+            case .pidsCurrent: 3
+            case .procs(let leaf): 4 + leaf
+            }
+        }
+    }
 
     init(name: String, leaves: [CgroupV1Hierarchy], ops: CgroupDirectoryOps) {
         self.name = name
         self.leaves = leaves
         self.ops = ops
+        func directory(_ controller: String) -> String { leaves.first { $0.controllers.contains(controller) }?.basePath ?? "" }
+        controlPaths = [directory("cpuacct") + "/cpuacct.usage", directory("memory") + "/memory.max_usage_in_bytes",
+                        directory("memory") + "/memory.oom_control", directory("pids") + "/pids.current"]
+            + leaves.map { $0.basePath + "/cgroup.procs" }
+        controlFDs = Mutex([Int32](repeating: -1, count: controlPaths.count))
     }
 
     deinit { closeFiles() }
 
     private func closeFiles() {
-        openFiles.withLock { files in
-            for fd in files.values { close(fd) }
-            files.removeAll()
+        controlFDs.withLock { fds in
+            for index in fds.indices where fds[index] >= 0 {
+                close(fds[index])
+                fds[index] = -1
+            }
         }
     }
 
-    /// The cached fd of a control file, opened on first use.
-    private func file(_ path: String, flags: Int32) throws -> Int32 {
-        try openFiles.withLock { files in
-            let key = "\(flags) \(path)"
-            if let fd = files[key] { return fd }
-            let fd = try CgroupFS.open(path, flags: flags)
-            files[key] = fd
-            return fd
+    /// The cached fd of a control file (read and write, but pids.current, which is read-only). cgroup.procs is only
+    /// written through it (see `signalAll`).
+    private func file(_ file: ControlFile) throws -> (fd: Int32, path: String) {
+        let index = file.index
+        let path = controlPaths[index]
+        let fd = try controlFDs.withLock { fds in
+            if fds[index] < 0 {
+                fds[index] = try CgroupFS.open(path, flags: index == ControlFile.pidsCurrent.index ? O_RDONLY : O_RDWR)
+            }
+            return fds[index]
         }
+        return (fd, path)
+    }
+
+    /// Reads a control file through its cached fd.
+    private func read<T>(_ control: ControlFile, _ parse: (UnsafeRawBufferPointer) -> T?) throws -> T {
+        let (fd, path) = try file(control)
+        guard let value = try CgroupFS.parse(fd: fd, path: path, parse) else {
+            throw CgroupError.malformed(path: path, content: (try? CgroupFS.read(fd: fd, path: path)) ?? "")
+        }
+        return value
     }
 
     /// Always nil: v1 has no CLONE_INTO_CGROUP; use `add(pid:)`.
@@ -178,21 +213,17 @@ public final class CgroupV1RunGroup: RunCgroup {
 
     /// Writes `pid` into cgroup.procs of every hierarchy.
     public func add(pid: pid_t) throws {
-        for leaf in leaves {
-            let path = leaf.basePath + "/cgroup.procs"
-            try CgroupFS.write(fd: try file(path, flags: O_WRONLY), path: path, "\(pid)")
+        for index in leaves.indices {
+            let (fd, path) = try file(.procs(index))
+            try CgroupFS.write(fd: fd, path: path, "\(pid)")
         }
     }
 
     /// cpuacct.usage (ns), memory.max_usage_in_bytes, `oom_kill` of memory.oom_control (kernel ≥ 4.13).
     public func usage() throws -> CgroupUsage {
-        func read(_ path: String) throws -> String { try CgroupFS.read(fd: try file(path, flags: O_RDONLY), path: path) }
-        let usagePath = directory("cpuacct") + "/cpuacct.usage"
-        let nanoseconds = try CgroupFormat.number(try read(usagePath), path: usagePath)
-        let peakPath = directory("memory") + "/memory.max_usage_in_bytes"
-        let peak = try CgroupFormat.number(try read(peakPath), path: peakPath)
-        let oomPath = directory("memory") + "/memory.oom_control"
-        let kills = try CgroupFormat.key("oom_kill", in: try read(oomPath), path: oomPath)
+        let nanoseconds = try read(.cpuUsage, CgroupFormat.number)
+        let peak = try read(.memoryPeak, CgroupFormat.number)
+        let kills = try read(.oomControl) { CgroupFormat.key("oom_kill", in: $0) }
         return CgroupUsage(
             cpuTime: .nanoseconds(Int64(clamping: nanoseconds)),
             memoryPeakBytes: peak,
@@ -209,16 +240,15 @@ public final class CgroupV1RunGroup: RunCgroup {
 
     public func signalAll() throws {
         // Every process of the run is in each hierarchy's leaf: one hierarchy's list is all of them.
+        // Opened afresh, never through the cached fd: v1 keeps the pid list an open cgroup.procs read first and
+        // serves it again to the same open file for a second after (the list would miss what was forked since).
         if let leaf = leaves.first { try Self.killOnce(procsFile: leaf.basePath + "/cgroup.procs") }
     }
 
     /// True when no task is left: pids.current (which counts a task until it is reaped) is 0, or, without a pids
     /// hierarchy, every cgroup.procs reads empty.
     func isEmpty() throws -> Bool {
-        if let pids = leaves.first(where: { $0.controllers.contains("pids") }) {
-            let path = pids.basePath + "/pids.current"
-            return try CgroupFormat.number(try CgroupFS.read(fd: try file(path, flags: O_RDONLY), path: path), path: path) == 0
-        }
+        if leaves.contains(where: { $0.controllers.contains("pids") }) { return try read(.pidsCurrent, CgroupFormat.number) == 0 }
         return try leaves.allSatisfy { try Self.readPids($0.basePath + "/cgroup.procs").isEmpty }
     }
 
@@ -228,8 +258,8 @@ public final class CgroupV1RunGroup: RunCgroup {
         guard try CgroupRules.waitUntilEmpty({ try isEmpty() }) else {
             throw CgroupError.stillPopulated(path: leaves.map(\.basePath).joined(separator: ", "), waited: CgroupRules.emptyTimeout)
         }
-        let peak = directory("memory") + "/memory.max_usage_in_bytes"
-        try CgroupFS.write(fd: try file(peak, flags: O_RDWR), path: peak, "0")
+        let (fd, path) = try file(.memoryPeak)
+        try CgroupFS.write(fd: fd, path: path, "0")
         return true
     }
 

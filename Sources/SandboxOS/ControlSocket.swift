@@ -29,38 +29,57 @@ public final class ControlSocket: @unchecked Sendable {
     }
 
     /// The next message and its fds (the caller owns them), or nil at EOF. Blocks unless `timeout` is given;
-    /// throws ETIMEDOUT when nothing arrived in time.
+    /// throws ETIMEDOUT when nothing arrived in time (at once for `.zero`, which does not poll first).
     public func receive(timeout: Duration? = nil) throws -> (message: [UInt8], fds: [Int32])? {
-        if let timeout {
+        var options = Int32(EXECD_RECV_CLOEXEC)
+        if timeout == .zero {
+            options |= Int32(EXECD_RECV_DONTWAIT)
+        } else if let timeout {
             var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
             let ms = Int32(clamping: timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
             let ready = retryingEINTR { poll(&p, 1, ms) }
             guard ready > 0 else { throw SystemError("receive(control)", errno: ready == 0 ? ETIMEDOUT : errno) }
         }
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        var fds = [Int32](repeating: -1, count: 16)
-        var count: Int32 = 0
-        let n = buffer.withUnsafeMutableBytes { execd_recv_with_fds(fd, $0.baseAddress, $0.count, &fds, 16, &count, 1) }
-        guard n >= 0 else { throw SystemError("recvmsg(control)") }
-        let received = Array(fds[0..<Int(count)])
-        if n == 0 && received.isEmpty { return nil }
-        return (Array(buffer[0..<n]), received)
+        // Every message on these sockets is a short report; one longer than this is cut (SOCK_SEQPACKET).
+        return try withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 512) { buffer in
+            try withUnsafeTemporaryAllocation(of: Int32.self, capacity: 16) { fds in
+                var count: Int32 = 0
+                let n = execd_recv_with_fds(fd, buffer.baseAddress, buffer.count, fds.baseAddress, 16, &count, options)
+                if n < 0 && errno == EAGAIN { throw SystemError("receive(control)", errno: ETIMEDOUT) }
+                guard n >= 0 else { throw SystemError("recvmsg(control)") }
+                let received = Array(fds[0..<Int(count)])
+                if n == 0 && received.isEmpty { return nil }
+                return (Array(buffer[0..<n]), received)
+            }
+        }
     }
 }
 
-/// The host pid behind a pidfd (from /proc/self/fdinfo, which translates it into our pid namespace).
+/// The pid of a pidfd's process in our pid namespace (`Pid:` in its fdinfo).
 public func hostPID(ofPidfd pidfd: Int32) throws -> pid_t {
     let path = "/proc/self/fdinfo/\(pidfd)"
     let fd = open(path, O_RDONLY | O_CLOEXEC)
     guard fd >= 0 else { throw SystemError("open", path: path) }
     defer { close(fd) }
-    var buffer = [UInt8](repeating: 0, count: 1024)
-    let n = read(fd, &buffer, buffer.count)
-    guard n > 0 else { throw SystemError("read", path: path) }
-    for line in String(decoding: buffer[0..<n], as: UTF8.self).split(separator: "\n") where line.hasPrefix("Pid:") {
-        if let pid = pid_t(line.dropFirst(4).filter { $0 != " " && $0 != "\t" }), pid > 0 { return pid }
+    let pid = withUnsafeTemporaryAllocation(byteCount: 1024, alignment: 1) { buffer -> pid_t? in
+        let n = read(fd, buffer.baseAddress, buffer.count)
+        // "Pid:\t<pid>" on a line of its own (-1 once the process is gone).
+        let key = Array("\nPid:".utf8)
+        guard n > key.count else { return nil }
+        let text = UnsafeRawBufferPointer(rebasing: buffer[0..<n])
+        guard let at = (0...(n - key.count)).first(where: { start in key.indices.allSatisfy { text[start + $0] == key[$0] } })
+        else { return nil }
+        var index = at + key.count, value: pid_t = 0, digits = 0
+        while index < n, text[index] == UInt8(ascii: "\t") || text[index] == UInt8(ascii: " ") { index += 1 }
+        while index < n, text[index] >= UInt8(ascii: "0"), text[index] <= UInt8(ascii: "9"), digits < 9 {
+            value = value * 10 + pid_t(text[index] - UInt8(ascii: "0"))
+            index += 1
+            digits += 1
+        }
+        return digits > 0 ? value : nil
     }
-    throw SystemError("no live Pid in", path: path, errno: ESRCH)
+    guard let pid, pid > 0 else { throw SystemError("no live Pid in", path: path, errno: ESRCH) }
+    return pid
 }
 
 /// Sets an rlimit of another process (root only).

@@ -115,6 +115,8 @@ public struct RunMonitor {
         var scratch: [UInt8] = []  // every read's buffer (see readChunk)
         var waitingCheck = control.watchesWaiting ? start + Self.waitingCheck : nil
         var computedSince = (time: start, cpu: Duration.zero)
+        var fds: [pollfd] = []  // each turn's poll set (one array for the run)
+        fds.reserveCapacity(8)
         if stdin.isEmpty { process.closeStdin() }
 
         // Kept apart from `outcome`, which is borrowed inout while output is drained and may trigger a kill.
@@ -161,7 +163,7 @@ public struct RunMonitor {
                     }
                 }
             }
-            var fds: [pollfd] = []
+            fds.removeAll(keepingCapacity: true)
             func watch(_ fd: Int32, _ events: Int32) { if fd >= 0 { fds.append(pollfd(fd: fd, events: Int16(events), revents: 0)) } }
             watch(process.stdinFD, POLLOUT)
             let outputWatched = exited || now >= outputQuietUntil
@@ -253,12 +255,17 @@ public struct RunMonitor {
     }
 
     /// Reads until EAGAIN (bounded, so one stream cannot starve the others) through `scratch`, one buffer per run
-    /// (made on first use). Returns false at EOF or error.
+    /// (made on first use, small: most runs print a few bytes; it grows to `chunk` once a read fills it). Returns
+    /// false at EOF or error.
     func readChunk(_ fd: Int32, scratch: inout [UInt8], _ deliver: (ArraySlice<UInt8>) -> Void) -> Bool {
-        if scratch.isEmpty { scratch = [UInt8](repeating: 0, count: Self.chunk) }
+        if scratch.isEmpty { scratch = [UInt8](repeating: 0, count: 4096) }
         for _ in 0..<16 {
             let n = scratch.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n > 0 { deliver(scratch[0..<n]); continue }
+            if n > 0 {
+                deliver(scratch[0..<n])
+                if n == scratch.count, n < Self.chunk { scratch = [UInt8](repeating: 0, count: Self.chunk) }
+                continue
+            }
             if n < 0 && (errno == EAGAIN || errno == EINTR) { return true }
             return false
         }

@@ -34,6 +34,8 @@ public struct SandboxFile: Sendable, Equatable {
 
     /// The directories above `path` that are not in `made` yet, outermost first (and now in `made`).
     static func directories(above path: String, made: inout Set<String>) -> [String] {
+        // The usual case, a file right in /tmp (the program): nothing to make, nothing to split.
+        if path.hasPrefix("/tmp/"), !path.utf8.dropFirst(5).contains(UInt8(ascii: "/")), made.contains("/tmp") { return [] }
         var above: [String] = [], current = ""
         for component in path.split(separator: "/").dropLast() {
             current += "/" + component

@@ -133,6 +133,16 @@ import Testing
             try CgroupFormat.number("max\n", path: "x")
         }
         #expect(CgroupFormat.pids("12\n345\n") == [12, 345])
+        // The byte parsers the per-run reads use: a key never matches a longer one that starts with it, a value must
+        // be the whole rest of its line, and an overflowing number is malformed.
+        #expect(try CgroupFormat.key("oom_kill", in: "oom_kill_disable 5\nunder_oom 0\noom_kill 7\n", path: "x") == 7)
+        #expect(try CgroupFormat.key("usage_usec", in: "usage_usec 42", path: "x") == 42)
+        #expect(throws: CgroupError.self) { try CgroupFormat.key("oom_kill", in: "oom_kill_disable 0\noom_kill x1\n", path: "x") }
+        #expect(throws: CgroupError.self) { try CgroupFormat.key("oom", in: "oom 1 2\n", path: "x") }
+        #expect(try CgroupFormat.number(" 17 \n", path: "x") == 17)
+        #expect(throws: CgroupError.self) { try CgroupFormat.number("18446744073709551616\n", path: "x") }
+        #expect(throws: CgroupError.self) { try CgroupFormat.number("12abc\n", path: "x") }
+        #expect(CgroupFormat.pids("") == [])
         #expect(CgroupFormat.words("cpu memory pids\n") == ["cpu", "memory", "pids"])
     }
 
