@@ -11,6 +11,8 @@ extension RunEngine {
         reply.queued = UInt32(gate.queued)
         reply.queueLimit = UInt32(config.maxQueuedRuns)
         reply.maxConcurrentRuns = UInt32(config.maxConcurrentRuns)
+        reply.active = UInt32(gate.active)
+        reply.maxActiveRuns = UInt32(config.maxActiveRuns)
         reply.cgroupVersion = cgroups.version == .v1 ? "v1" : "v2"
         for (status, count) in stats.snapshot { reply.verdicts[status.name] = UInt64(count) }
         reply.runsTotal = stats.total

@@ -36,7 +36,8 @@ struct StatusCommand: AsyncParsableCommand {
     static func table(_ r: Execd_V1_StatusReply) -> String {
         var lines = [
             "\(r.serverVersion)  up \(duration(r.uptimeMs))  cgroup \(r.cgroupVersion)",
-            "runs: \(r.running) running (max \(r.maxConcurrentRuns)), \(r.queued) queued (limit \(r.queueLimit)), \(r.runsTotal) done, \(r.oneShotRuns) one-shot",
+            "runs: \(r.running) running (max \(r.maxConcurrentRuns); \(r.active) computing, max \(r.maxActiveRuns); \(r.running - min(r.running, r.active)) parked), "
+                + "\(r.queued) queued (limit \(r.queueLimit)), \(r.runsTotal) done, \(r.oneShotRuns) one-shot",
             "verdicts: " + (r.verdicts.isEmpty ? "none yet" : r.verdicts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")),
         ]
         for pool in r.pools {

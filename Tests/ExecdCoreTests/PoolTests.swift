@@ -401,6 +401,13 @@ extension EndToEnd {
             let clock = ContinuousClock()
             let sleeper = Task { try await d.run(.python, "import time\ntime.sleep(1.5)\nprint('slept')") }
             for _ in 0..<200 where d.engine.activeCount == 0 { try await Task.sleep(for: .milliseconds(5)) }
+            // Status shows the sleeper parked: running, but no longer holding the one computing place.
+            var status = await d.engine.status()
+            for _ in 0..<100 where status.active != 0 {
+                try await Task.sleep(for: .milliseconds(5))
+                status = await d.engine.status()
+            }
+            #expect(status.running == 1 && status.active == 0 && status.maxActiveRuns == 1, "\(status)")
             let start = clock.now
             let quick = try await d.run(.python, "print('quick')")
             let waited = clock.now - start

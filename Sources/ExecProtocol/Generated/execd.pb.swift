@@ -710,6 +710,12 @@ public nonisolated struct Execd_V1_StatusReply: Sendable {
   /// "v1" or "v2"
   public var cgroupVersion: String = String()
 
+  /// of the running ones, those holding a computing place (the rest were found
+  public var active: UInt32 = 0
+
+  /// waiting, e.g. sleeping or reading stdin, and parked: they run on, off the count)
+  public var maxActiveRuns: UInt32 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1670,7 +1676,7 @@ nonisolated extension Execd_V1_StatusRequest: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Execd_V1_StatusReply: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".StatusReply"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}server_version\0\u{3}uptime_ms\0\u{1}pools\0\u{1}running\0\u{1}queued\0\u{3}queue_limit\0\u{3}max_concurrent_runs\0\u{1}verdicts\0\u{3}runs_total\0\u{3}one_shot_runs\0\u{3}cgroup_version\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}server_version\0\u{3}uptime_ms\0\u{1}pools\0\u{1}running\0\u{1}queued\0\u{3}queue_limit\0\u{3}max_concurrent_runs\0\u{1}verdicts\0\u{3}runs_total\0\u{3}one_shot_runs\0\u{3}cgroup_version\0\u{1}active\0\u{3}max_active_runs\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1689,6 +1695,8 @@ nonisolated extension Execd_V1_StatusReply: SwiftProtobuf.Message, SwiftProtobuf
       case 9: try { try decoder.decodeSingularUInt64Field(value: &self.runsTotal) }()
       case 10: try { try decoder.decodeSingularUInt64Field(value: &self.oneShotRuns) }()
       case 11: try { try decoder.decodeSingularStringField(value: &self.cgroupVersion) }()
+      case 12: try { try decoder.decodeSingularUInt32Field(value: &self.active) }()
+      case 13: try { try decoder.decodeSingularUInt32Field(value: &self.maxActiveRuns) }()
       default: break
       }
     }
@@ -1728,6 +1736,12 @@ nonisolated extension Execd_V1_StatusReply: SwiftProtobuf.Message, SwiftProtobuf
     if !self.cgroupVersion.isEmpty {
       try visitor.visitSingularStringField(value: self.cgroupVersion, fieldNumber: 11)
     }
+    if self.active != 0 {
+      try visitor.visitSingularUInt32Field(value: self.active, fieldNumber: 12)
+    }
+    if self.maxActiveRuns != 0 {
+      try visitor.visitSingularUInt32Field(value: self.maxActiveRuns, fieldNumber: 13)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1743,6 +1757,8 @@ nonisolated extension Execd_V1_StatusReply: SwiftProtobuf.Message, SwiftProtobuf
     if lhs.runsTotal != rhs.runsTotal {return false}
     if lhs.oneShotRuns != rhs.oneShotRuns {return false}
     if lhs.cgroupVersion != rhs.cgroupVersion {return false}
+    if lhs.active != rhs.active {return false}
+    if lhs.maxActiveRuns != rhs.maxActiveRuns {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
