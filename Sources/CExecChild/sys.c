@@ -78,7 +78,7 @@ ssize_t execd_send_with_fds(int sock, const void *buf, size_t len, const int *fd
     return n;
 }
 
-ssize_t execd_recv_with_fds(int sock, void *buf, size_t cap, int *fds, int maxfds, int *nfds, int options) {
+ssize_t execd_recv_with_fds(int sock, void *buf, size_t cap, int *fds, int maxfds, int *nfds, int flags) {
     union {
         char buf[CMSG_SPACE(16 * sizeof(int))];
         struct cmsghdr align;
@@ -87,7 +87,6 @@ ssize_t execd_recv_with_fds(int sock, void *buf, size_t cap, int *fds, int maxfd
     struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf, .msg_controllen = sizeof control.buf};
     *nfds = 0;
     ssize_t n;
-    int flags = (options & EXECD_RECV_CLOEXEC ? MSG_CMSG_CLOEXEC : 0) | (options & EXECD_RECV_DONTWAIT ? MSG_DONTWAIT : 0);
     do n = recvmsg(sock, &msg, flags);
     while (n < 0 && errno == EINTR);
     if (n < 0) return n;

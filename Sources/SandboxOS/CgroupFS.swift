@@ -163,7 +163,7 @@ enum CgroupFS {
     }
 }
 
-/// Parsers for the text formats of cgroup interface files.
+/// Parsers for the text formats of cgroup interface files (and the kernel's other files in those formats).
 enum CgroupFormat {
     /// Parses "flat keyed" files (`key value` per line: cpu.stat, memory.events, memory.oom_control,
     /// pids.events). Lines that are not exactly two fields with a numeric value are skipped.
@@ -198,18 +198,19 @@ enum CgroupFormat {
         return value
     }
 
-    /// The value of the line `<key> <number>` of a flat keyed file, or nil.
+    /// The value of the line `<key> <number>` of a flat keyed file, or nil. Blanks (spaces or tabs) separate the two,
+    /// so the kernel's other `key value` files read the same way (`Pid:\t12` in /proc's fdinfo).
     static func key(_ key: String, in bytes: UnsafeRawBufferPointer) -> UInt64? {
         let key = Array(key.utf8)
+        func isBlank(_ index: Int) -> Bool { bytes[index] == UInt8(ascii: " ") || bytes[index] == UInt8(ascii: "\t") }
         var start = 0
         while start < bytes.count {
             var end = start
             while end < bytes.count, bytes[end] != UInt8(ascii: "\n") { end += 1 }
-            let valueStart = start + key.count + 1
-            if valueStart <= end, bytes[start + key.count] == UInt8(ascii: " "),
-               zip(key.indices, start..<start + key.count).allSatisfy({ key[$0] == bytes[$1] }),
-               let (value, valueEnd) = digits(bytes, from: valueStart), valueEnd == end {
-                return value
+            var valueStart = start + key.count
+            if valueStart < end, isBlank(valueStart), zip(key.indices, start..<valueStart).allSatisfy({ key[$0] == bytes[$1] }) {
+                while valueStart < end, isBlank(valueStart) { valueStart += 1 }
+                if let (value, valueEnd) = digits(bytes, from: valueStart), valueEnd == end { return value }
             }
             start = end + 1
         }

@@ -127,7 +127,7 @@ public final class CgroupV1RunGroup: RunCgroup {
         self.name = name
         self.leaves = leaves
         self.ops = ops
-        func directory(_ controller: String) -> String { leaves.first { $0.controllers.contains(controller) }?.basePath ?? "" }
+        func directory(_ controller: String) -> String { Self.leaf(carrying: controller, in: leaves)?.basePath ?? "" }
         controlPaths = [directory("cpuacct") + "/cpuacct.usage", directory("memory") + "/memory.max_usage_in_bytes",
                         directory("memory") + "/memory.oom_control", directory("pids") + "/pids.current"]
             + leaves.map { $0.basePath + "/cgroup.procs" }
@@ -171,9 +171,13 @@ public final class CgroupV1RunGroup: RunCgroup {
     /// Always nil: v1 has no CLONE_INTO_CGROUP; use `add(pid:)`.
     public var cloneIntoFD: Int32? { nil }
 
+    static func leaf(carrying controller: String, in leaves: [CgroupV1Hierarchy]) -> CgroupV1Hierarchy? {
+        leaves.first { $0.controllers.contains(controller) }
+    }
+
     /// The leaf directory that carries `controller`.
     func directory(_ controller: String) -> String {
-        guard let leaf = leaves.first(where: { $0.controllers.contains(controller) }) else {
+        guard let leaf = Self.leaf(carrying: controller, in: leaves) else {
             preconditionFailure("cgroup v1 controller \(controller) has no hierarchy")
         }
         return leaf.basePath
@@ -248,7 +252,7 @@ public final class CgroupV1RunGroup: RunCgroup {
     /// True when no task is left: pids.current (which counts a task until it is reaped) is 0, or, without a pids
     /// hierarchy, every cgroup.procs reads empty.
     func isEmpty() throws -> Bool {
-        if leaves.contains(where: { $0.controllers.contains("pids") }) { return try read(.pidsCurrent, CgroupFormat.number) == 0 }
+        if Self.leaf(carrying: "pids", in: leaves) != nil { return try read(.pidsCurrent, CgroupFormat.number) == 0 }
         return try leaves.allSatisfy { try Self.readPids($0.basePath + "/cgroup.procs").isEmpty }
     }
 

@@ -31,9 +31,9 @@ public final class ControlSocket: @unchecked Sendable {
     /// The next message and its fds (the caller owns them), or nil at EOF. Blocks unless `timeout` is given;
     /// throws ETIMEDOUT when nothing arrived in time (at once for `.zero`, which does not poll first).
     public func receive(timeout: Duration? = nil) throws -> (message: [UInt8], fds: [Int32])? {
-        var options = Int32(EXECD_RECV_CLOEXEC)
+        var flags = Int32(MSG_CMSG_CLOEXEC)
         if timeout == .zero {
-            options |= Int32(EXECD_RECV_DONTWAIT)
+            flags |= Int32(MSG_DONTWAIT)
         } else if let timeout {
             var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
             let ms = Int32(clamping: timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
@@ -44,7 +44,7 @@ public final class ControlSocket: @unchecked Sendable {
         return try withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 512) { buffer in
             try withUnsafeTemporaryAllocation(of: Int32.self, capacity: 16) { fds in
                 var count: Int32 = 0
-                let n = execd_recv_with_fds(fd, buffer.baseAddress, buffer.count, fds.baseAddress, 16, &count, options)
+                let n = execd_recv_with_fds(fd, buffer.baseAddress, buffer.count, fds.baseAddress, 16, &count, flags)
                 if n < 0 && errno == EAGAIN { throw SystemError("receive(control)", errno: ETIMEDOUT) }
                 guard n >= 0 else { throw SystemError("recvmsg(control)") }
                 let received = Array(fds[0..<Int(count)])
@@ -61,23 +61,11 @@ public func hostPID(ofPidfd pidfd: Int32) throws -> pid_t {
     let fd = open(path, O_RDONLY | O_CLOEXEC)
     guard fd >= 0 else { throw SystemError("open", path: path) }
     defer { close(fd) }
-    let pid = withUnsafeTemporaryAllocation(byteCount: 1024, alignment: 1) { buffer -> pid_t? in
+    // "Pid:\t<pid>", -1 once the process is gone (and then no number).
+    let pid = withUnsafeTemporaryAllocation(byteCount: 1024, alignment: 1) { buffer -> UInt64? in
         let n = read(fd, buffer.baseAddress, buffer.count)
-        // "Pid:\t<pid>" on a line of its own (-1 once the process is gone).
-        let key = Array("\nPid:".utf8)
-        guard n > key.count else { return nil }
-        let text = UnsafeRawBufferPointer(rebasing: buffer[0..<n])
-        guard let at = (0...(n - key.count)).first(where: { start in key.indices.allSatisfy { text[start + $0] == key[$0] } })
-        else { return nil }
-        var index = at + key.count, value: pid_t = 0, digits = 0
-        while index < n, text[index] == UInt8(ascii: "\t") || text[index] == UInt8(ascii: " ") { index += 1 }
-        while index < n, text[index] >= UInt8(ascii: "0"), text[index] <= UInt8(ascii: "9"), digits < 9 {
-            value = value * 10 + pid_t(text[index] - UInt8(ascii: "0"))
-            index += 1
-            digits += 1
-        }
-        return digits > 0 ? value : nil
-    }
+        return n > 0 ? CgroupFormat.key("Pid:", in: UnsafeRawBufferPointer(rebasing: buffer[0..<n])) : nil
+    }.flatMap { pid_t(exactly: $0) }
     guard let pid, pid > 0 else { throw SystemError("no live Pid in", path: path, errno: ESRCH) }
     return pid
 }

@@ -137,6 +137,9 @@ import Testing
         // be the whole rest of its line, and an overflowing number is malformed.
         #expect(try CgroupFormat.key("oom_kill", in: "oom_kill_disable 5\nunder_oom 0\noom_kill 7\n", path: "x") == 7)
         #expect(try CgroupFormat.key("usage_usec", in: "usage_usec 42", path: "x") == 42)
+        // A pidfd's fdinfo, which hostPID(ofPidfd:) reads with the same parser: tabs separate, NSpid is not Pid.
+        #expect(try CgroupFormat.key("Pid:", in: "pos:\t0\nNSpid:\t9\t1\nPid:\t12\n", path: "x") == 12)
+        #expect(throws: CgroupError.self) { try CgroupFormat.key("Pid:", in: "NSpid:\t9\nPid:\t-1\n", path: "x") }
         #expect(throws: CgroupError.self) { try CgroupFormat.key("oom_kill", in: "oom_kill_disable 0\noom_kill x1\n", path: "x") }
         #expect(throws: CgroupError.self) { try CgroupFormat.key("oom", in: "oom 1 2\n", path: "x") }
         #expect(try CgroupFormat.number(" 17 \n", path: "x") == 17)

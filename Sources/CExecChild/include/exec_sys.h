@@ -23,11 +23,9 @@ int execd_set_nonblocking(int fd);
 int execd_socketpair_seqpacket(int fds[2]);
 /// One message with up to 16 fds attached. Returns bytes sent or -1.
 ssize_t execd_send_with_fds(int sock, const void *buf, size_t len, const int *fds, int nfds);
-/// `execd_recv_with_fds` options: the received fds close on exec; EAGAIN rather than waiting for a message.
-enum { EXECD_RECV_CLOEXEC = 1, EXECD_RECV_DONTWAIT = 2 };
-/// One message; received fds land in fds[0..*nfds), those beyond `maxfds` are closed. `options`: EXECD_RECV_*.
-/// Returns bytes received (0 at EOF) or -1.
-ssize_t execd_recv_with_fds(int sock, void *buf, size_t cap, int *fds, int maxfds, int *nfds, int options);
+/// One message (recvmsg(2) `flags`, e.g. MSG_CMSG_CLOEXEC, MSG_DONTWAIT); received fds land in fds[0..*nfds), those
+/// beyond `maxfds` are closed. Returns bytes received (0 at EOF) or -1.
+ssize_t execd_recv_with_fds(int sock, void *buf, size_t cap, int *fds, int maxfds, int *nfds, int flags);
 /// Creates `path` (O_EXCL, never through a symlink) with `mode` and writes `data` into it; or, when `mode` has
 /// S_IFDIR, makes the directory (an existing one is fine).
 int execd_write_file(const char *path, uint32_t mode, const void *data, uint64_t length);
