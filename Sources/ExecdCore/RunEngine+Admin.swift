@@ -43,6 +43,7 @@ extension RunEngine {
             slot.ageMs = UInt64(max(0, info.age.milliseconds))
             slot.lastStatus = info.lastStatus
             slot.lastPeakMemoryBytes = info.lastPeakMemory
+            slot.copiedAtForkBytes = info.copiedAtForkBytes
             return slot
         }
         return pool

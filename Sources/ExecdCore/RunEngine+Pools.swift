@@ -5,7 +5,7 @@ import SandboxOS
 
 /// Runs on warm slots: a Python zygote's child or a pre-started JavaScript worker (see docs/pool.md).
 extension RunEngine {
-    /// Runs on a warm zygote's child, which is already in the run's own cgroup (see `ZygoteSlot.adoptWarmChild`): the
+    /// Runs on a warm zygote's child, which is already in the run's own cgroup (see `ZygoteSlot.place`): the
     /// request is one message away from user code. The slot goes back to the pool only if the zygote is still sound.
     /// Returns nil when the run could not be handed to the zygote at all (the caller falls back to a one-shot
     /// sandbox).
@@ -17,8 +17,7 @@ extension RunEngine {
             pool.giveBack(slot, healthy: false)  // an idle slot always has both
             return nil
         }
-        let wanted = CgroupLimits(memoryBytes: limits.memoryBytes, maxProcesses: limits.maxProcesses,
-                                  cpuQuotaMillicores: limits.cpuQuotaMillicores)
+        let wanted = slot.cgroupLimits(limits)
         if slot.preparedLimits != wanted {
             do {
                 try cgroup.apply(wanted)
@@ -43,8 +42,7 @@ extension RunEngine {
         // handed out again before that is done. A run whose processes will not die must not share a slot with the
         // next run: the slot is then retired.
         let cgroups = self.cgroups
-        let defaults = CgroupLimits(memoryBytes: config.defaults.memoryBytes, maxProcesses: config.defaults.maxProcesses,
-                                    cpuQuotaMillicores: config.defaults.cpuQuotaMillicores)
+        let defaults = slot.cgroupLimits(config.defaults)
         func cleanup(adopt: Bool) -> @Sendable () -> Bool {
             {
                 let pending = slot.pendingWarm
@@ -72,8 +70,9 @@ extension RunEngine {
             pool.giveBack(slot, healthy: false, cleanup: cleanup(adopt: false))
             return nil
         }
-        let result = finish(runID, process: run, cgroup: cgroup, request: request, limits: limits, side: side,
+        var result = finish(runID, process: run, cgroup: cgroup, request: request, limits: limits, side: side,
                             control: control, cpuBaseline: baseline.cpuTime, oomBaseline: baseline.oomKills)
+        if result.memoryPeakBytes > 0 { result.memoryPeakBytes += slot.copiedAtForkBytes }  // see cgroupLimits
         slot.runsServed += 1
         slot.lastStatus = result.status
         slot.lastPeakMemory = result.memoryPeakBytes

@@ -96,8 +96,8 @@ public final class RunEngine: Sendable {
             // inherits it.
             let cpus = self.cpus
             let turn = Mutex(0)
-            let zygoteFilters = (zygote: try SeccompPolicy.standard.excluding(ZygoteSlot.childSetupSyscalls).compile(),
-                                 child: try SeccompPolicy.standard.only(ZygoteSlot.childSetupSyscalls).compile())
+            let zygoteFilters = (zygote: try SeccompPolicy.standard.excluding(ZygoteSlot.zygoteSyscalls).compile(),
+                                 child: try SeccompPolicy.standard.only(ZygoteSlot.zygoteSyscalls).compile())
             pythonPool = SlotPool(
                 name: "python",
                 settings: .init(target: config.pythonSlots, maxRunsPerSlot: config.maxRunsPerSlot, maxSlotAge: config.maxSlotAge,
@@ -115,10 +115,12 @@ public final class RunEngine: Sendable {
                             try ZygoteSlot.start(id: id, hostIDs: (zygote, run), config: config, seccomp: zygoteFilters,
                                                  cgroups: cgroups, cpu: cpu)
                         }
-                        slot.prepareNextGroup(cgroups, limits: CgroupLimits(
-                            memoryBytes: config.defaults.memoryBytes, maxProcesses: config.defaults.maxProcesses,
-                            cpuQuotaMillicores: config.defaults.cpuQuotaMillicores))
-                        do { try slot.adoptWarmChild() } catch {
+                        do {
+                            // The first warm child comes after the zygote's COPY, which the run cgroups' limits need.
+                            let child = try slot.receiveWarmChild(timeout: .seconds(10))
+                            slot.prepareNextGroup(cgroups, limits: slot.cgroupLimits(config.defaults))
+                            try slot.place(child)
+                        } catch {
                             slot.retire()
                             throw error
                         }

@@ -14,6 +14,8 @@ protocol PoolSlot: AnyObject, Sendable {
     var runsServed: Int { get set }
     var lastStatus: Execd_V1_Status { get set }
     var lastPeakMemory: UInt64 { get set }
+    /// Bytes of the slot's memory each run gets copied at fork (zygote slots; see zygote.py's copy at fork).
+    var copiedAtForkBytes: UInt64 { get }
     var isAlive: Bool { get }
     func retire()
     /// For a slot `start` returns still warming up (a worker whose node is starting): readable once it is ready or
@@ -29,6 +31,7 @@ extension PoolSlot {
     var warmingFD: Int32 { -1 }
     func finishWarming() -> Bool { true }
     var cpu: Int32? { nil }
+    var copiedAtForkBytes: UInt64 { 0 }
 }
 
 struct PoolSnapshot: Sendable {
@@ -53,6 +56,7 @@ struct SlotInfo: Sendable {
     var age: Duration
     var lastStatus: Execd_V1_Status
     var lastPeakMemory: UInt64
+    var copiedAtForkBytes: UInt64
 }
 
 
@@ -237,7 +241,8 @@ final class SlotPool<Slot: PoolSlot>: @unchecked Sendable {
             let now = ContinuousClock.now
             func info(_ slot: Slot, _ state: String) -> SlotInfo {
                 SlotInfo(id: slot.id, state: state, pid: slot.sandboxPID, zygoteUID: slot.zygoteHostID, hostUID: slot.runHostID, runsServed: slot.runsServed,
-                         age: now - slot.started, lastStatus: slot.lastStatus, lastPeakMemory: slot.lastPeakMemory)
+                         age: now - slot.started, lastStatus: slot.lastStatus, lastPeakMemory: slot.lastPeakMemory,
+                         copiedAtForkBytes: slot.copiedAtForkBytes)
             }
             return PoolSnapshot(
                 target: s.settings.target, idle: s.idle.count, busy: s.busy.count, starting: s.starting,

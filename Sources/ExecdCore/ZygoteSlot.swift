@@ -8,9 +8,13 @@ import SandboxOS
 final class ZygoteSlot: PoolSlot, @unchecked Sendable {
     /// The uid run children become inside the slot's user namespace (zygote.py's RUN_ID).
     static let runUID: UInt32 = 1000
-    /// The system calls the zygote makes between runs (each run's fresh /tmp): its seccomp filter allows them, each
-    /// child adds the filter that denies them before it waits for its request.
-    static let childSetupSyscalls: Set<String> = ["mount", "umount2"]
+    /// The system calls only the zygote makes: between runs (each run's fresh /tmp), and once at its start (pinning
+    /// the pages its children get copied at fork, see zygote.py; the ring never does I/O, `io_uring_enter` stays
+    /// denied). Its seccomp filter allows them; each child adds the filter that denies them before it waits for its
+    /// request.
+    static let zygoteSyscalls: Set<String> = ["mount", "umount2", "io_uring_setup", "io_uring_register"]
+    /// The most a zygote pins for its children's copies at fork (zygote.py's MAX_COPIED_PAGES, 4 KiB pages).
+    static let maxCopiedAtFork: UInt64 = 4 << 20
     /// What a zygote keeps to set up its children: CAP_SETGID, CAP_SETUID, CAP_SETPCAP, CAP_SYS_ADMIN.
     static let zygoteCaps: UInt64 = (1 << 6) | (1 << 7) | (1 << 8) | (1 << 21)
 
@@ -37,7 +41,21 @@ final class ZygoteSlot: PoolSlot, @unchecked Sendable {
     /// The warm child's pid in execd's pid namespace.
     var warmHostPID: pid_t = 0
     var preparedLimits: CgroupLimits?
+    /// The zygote's pages each child gets copied at fork instead of on its first write (zygote.py's `COPY`; 0 until
+    /// the zygote has said, and when it could not pin them).
+    var copiedAtForkPages = 0
+    var copiedAtForkBytes: UInt64 { UInt64(copiedAtForkPages) * UInt64(sysconf(Int32(_SC_PAGESIZE))) }
     private var groups = 0
+
+    /// The cgroup limits of a run with `limits` on this slot. The pages each child gets copied at fork are charged to
+    /// the slot's cgroup (the copies are made before the child joins the run's), so the run's cgroup gets that much
+    /// less memory and its peak is reported that much higher (`executePooled`): limit and peak stay those of the
+    /// run's whole private memory, as when its first writes copied those pages.
+    func cgroupLimits(_ limits: RunLimits) -> CgroupLimits {
+        let copied = copiedAtForkBytes
+        return CgroupLimits(memoryBytes: limits.memoryBytes > 2 * copied ? limits.memoryBytes - copied : limits.memoryBytes,
+                            maxProcesses: limits.maxProcesses, cpuQuotaMillicores: limits.cpuQuotaMillicores)
+    }
 
     /// Makes the next run's cgroup now (off the request path: a cleaner thread, or the pool's at start), so a run
     /// only has to join it.
@@ -65,13 +83,6 @@ final class ZygoteSlot: PoolSlot, @unchecked Sendable {
         return true
     }
 
-    /// Takes the zygote's next warm child (waiting for it up to `timeout`) and places it in `nextGroup`, so the run
-    /// that gets it only has to send its request. Off the request path (a cleaner thread, or the pool's at start).
-    func adoptWarmChild(timeout: Duration = .seconds(10)) throws {
-        guard warm == nil else { return }
-        try place(try receiveWarmChild(timeout: timeout))
-    }
-
     /// Waits (up to `timeout`) for the zygote's next warm child. The zygote forks it only once every process of the
     /// previous run is gone (it is their subreaper and reaps them all), so from here the previous run's cgroup is
     /// empty. `whileWaiting` runs each time 20 ms pass without it: the cleanup kills the previous run's processes
@@ -92,10 +103,14 @@ final class ZygoteSlot: PoolSlot, @unchecked Sendable {
         var message: (message: [UInt8], fds: [Int32])?
         var stale = 0
         repeat {
-            // What may come first: the previous child's EXIT if its run did not read it (a run that ended on DONE),
-            // a warm child's ERR and EXIT if it died before announcing itself. Not without bound: a zygote whose
-            // children keep dying is broken.
+            // What may come first: the zygote's COPY (once, before its first warm child), the previous child's EXIT
+            // if its run did not read it (a run that ended on DONE), a warm child's ERR and EXIT if it died before
+            // announcing itself. Not without bound: a zygote whose children keep dying is broken.
             message = try next()
+            if let current = message, current.fds.isEmpty, current.message.starts(with: Array("COPY ".utf8)) {
+                copiedAtForkPages = Int(String(decoding: current.message.dropFirst(5), as: UTF8.self)) ?? 0
+                continue
+            }
             guard let current = message, current.fds.isEmpty,
                   current.message.starts(with: Array("EXIT ".utf8)) || current.message.starts(with: Array("ERR ".utf8))
             else { break }
@@ -140,7 +155,7 @@ final class ZygoteSlot: PoolSlot, @unchecked Sendable {
         self.cgroup = cgroup
     }
 
-    /// Starts a zygote (`adoptWarmChild` then waits until it is warm). The calling thread must outlive the slot
+    /// Starts a zygote (`receiveWarmChild` then waits until it is warm). The calling thread must outlive the slot
     /// (death signal).
     static func start(
         id: String, hostIDs: (zygote: UInt32, run: UInt32), config: EngineConfig,
@@ -214,7 +229,8 @@ final class ZygoteSlot: PoolSlot, @unchecked Sendable {
             ResourceLimit(.fileSize, maxima.fileSizeBytes),
             ResourceLimit(.openFiles, UInt64(maxima.openFiles)),
             ResourceLimit(.processes, UInt64(maxima.maxProcesses)),
-            ResourceLimit(.memoryLock, 64 << 10),
+            // The hard limit leaves room for the pages pinned at the zygote's start; it then lowers both to 64 KiB.
+            ResourceLimit(.memoryLock, soft: 64 << 10, hard: (64 << 10) + maxCopiedAtFork),
             ResourceLimit(.messageQueue, 0),
             ResourceLimit(.stack, soft: 8 << 20, hard: 64 << 20),
         ]

@@ -43,16 +43,23 @@ struct StatusCommand: AsyncParsableCommand {
         for pool in r.pools {
             lines.append("")
             lines.append("pool \(pool.language.name) (\(pool.kind)): target \(pool.target), idle \(pool.idle), busy \(pool.busy), starting \(pool.starting), failed starts \(pool.failedStarts), retired \(pool.retired)\(pool.draining ? ", DRAINING" : "")")
-            lines.append("  " + ["slot", "state", "pid", "uid", "runs", "age", "last", "peak mem"].map { $0.padding(toLength: 16, withPad: " ", startingAt: 0) }.joined())
+            let zygote = pool.kind == "zygote"
+            var rows = [["slot", "state", "pid", "uid", "runs", "age", "last", "peak mem"] + (zygote ? ["copied at fork"] : [])]
             for s in pool.slots.sorted(by: { $0.id < $1.id }) {
-                let cells = [s.id, s.state, "\(s.pid)", "\(s.hostUid)", "\(s.runsServed)", duration(s.ageMs),
-                             s.lastStatus == .unspecified ? "-" : s.lastStatus.name,
-                             String(format: "%.1f MiB", Double(s.lastPeakMemoryBytes) / 1_048_576)]
-                lines.append("  " + cells.map { $0.padding(toLength: 16, withPad: " ", startingAt: 0) }.joined())
+                rows.append([s.id, s.state, "\(s.pid)", "\(s.hostUid)", "\(s.runsServed)", duration(s.ageMs),
+                             s.lastStatus == .unspecified ? "-" : s.lastStatus.name, mebibytes(s.lastPeakMemoryBytes)]
+                            + (zygote ? [mebibytes(s.copiedAtForkBytes)] : []))
+            }
+            let widths = rows[0].indices.map { column in rows.map { $0[column].count }.max()! + 2 }
+            for row in rows {
+                let line = zip(row, widths).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) }.joined()
+                lines.append("  " + String(line.reversed().drop { $0 == " " }.reversed()))
             }
         }
         return lines.joined(separator: "\n")
     }
+
+    static func mebibytes(_ bytes: UInt64) -> String { String(format: "%.1f MiB", Double(bytes) / 1_048_576) }
 
     static func duration(_ ms: UInt64) -> String {
         ms < 1000 ? "\(ms)ms" : ms < 120_000 ? String(format: "%.1fs", Double(ms) / 1000) : "\(ms / 60_000)m"

@@ -776,6 +776,10 @@ public nonisolated struct Execd_V1_SlotStatus: Sendable {
 
   public var lastPeakMemoryBytes: UInt64 = 0
 
+  /// Zygote slots: how much of the zygote's memory each run's child gets copied at fork instead of page by page on
+  /// its first writes (pages pinned once at the zygote's start; 0: none, e.g. where io_uring is disabled).
+  public var copiedAtForkBytes: UInt64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1841,7 +1845,7 @@ nonisolated extension Execd_V1_PoolStatus: SwiftProtobuf.Message, SwiftProtobuf.
 
 nonisolated extension Execd_V1_SlotStatus: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SlotStatus"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}state\0\u{1}pid\0\u{3}host_uid\0\u{3}runs_served\0\u{3}age_ms\0\u{3}last_status\0\u{3}last_peak_memory_bytes\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}state\0\u{1}pid\0\u{3}host_uid\0\u{3}runs_served\0\u{3}age_ms\0\u{3}last_status\0\u{3}last_peak_memory_bytes\0\u{3}copied_at_fork_bytes\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1857,6 +1861,7 @@ nonisolated extension Execd_V1_SlotStatus: SwiftProtobuf.Message, SwiftProtobuf.
       case 6: try { try decoder.decodeSingularUInt64Field(value: &self.ageMs) }()
       case 7: try { try decoder.decodeSingularEnumField(value: &self.lastStatus) }()
       case 8: try { try decoder.decodeSingularUInt64Field(value: &self.lastPeakMemoryBytes) }()
+      case 9: try { try decoder.decodeSingularUInt64Field(value: &self.copiedAtForkBytes) }()
       default: break
       }
     }
@@ -1887,6 +1892,9 @@ nonisolated extension Execd_V1_SlotStatus: SwiftProtobuf.Message, SwiftProtobuf.
     if self.lastPeakMemoryBytes != 0 {
       try visitor.visitSingularUInt64Field(value: self.lastPeakMemoryBytes, fieldNumber: 8)
     }
+    if self.copiedAtForkBytes != 0 {
+      try visitor.visitSingularUInt64Field(value: self.copiedAtForkBytes, fieldNumber: 9)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1899,6 +1907,7 @@ nonisolated extension Execd_V1_SlotStatus: SwiftProtobuf.Message, SwiftProtobuf.
     if lhs.ageMs != rhs.ageMs {return false}
     if lhs.lastStatus != rhs.lastStatus {return false}
     if lhs.lastPeakMemoryBytes != rhs.lastPeakMemoryBytes {return false}
+    if lhs.copiedAtForkBytes != rhs.copiedAtForkBytes {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
