@@ -218,10 +218,12 @@ multiplexes every worker's requests over one connection (by request id).
 
 ## Reading these numbers
 
-- execd today starts a new sandbox for every run, as the bwrap baseline does, so their figures should be of the
-  same order; execd also creates and removes a cgroup, applies a seccomp filter and rlimits, captures output through pipes and talks over the socket,
-  which bwrap (output to /dev/null, no cgroup, no limits) does not. The pool is meant to take the namespace,
-  mount and interpreter start out of the per-run path; compare its figures with this table.
+- Every execd run has its own cgroup (limits and accounting), seccomp filter and rlimits, its output captured
+  through pipes and a round trip over the socket; the bwrap baseline has none of those (output to /dev/null, no
+  cgroup, no limits). The Python pool takes the namespaces, the mounts and the interpreter's start out of a run's
+  path (a fork per run). JavaScript's single-use workers take node's start out of a run's latency, not out of the
+  machine's CPU: each run still costs one node start, so JavaScript throughput stays that of cold starts (see
+  docs/pool.md). A run that finds no warm slot within 20 ms runs in a one-shot sandbox (the latency maxima).
 - execd writes the program to `/tmp/main.py` / `/tmp/main.js` in the sandbox; the baseline passes it with
   `python3 -I -B -c` / `node -e`. Both use the same environment (`PATH`, `HOME`, `TMPDIR`, `LANG`, `LC_ALL`, no
   `NODE_EXTRA_CA_CERTS`).
