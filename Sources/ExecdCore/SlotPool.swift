@@ -279,7 +279,9 @@ final class SlotPool<Slot: PoolSlot>: @unchecked Sendable {
                     s.toRetire.append(slot)
                 }
                 if s.stopped || s.draining {
-                    s.toRetire += s.warming.map(\.slot)
+                    // Idle too: a slot whose start was under way when the stop or the drain began lands here after.
+                    s.toRetire += s.idle + s.warming.map(\.slot)
+                    s.idle.removeAll()
                     s.warming.removeAll()
                 }
                 let retire = s.toRetire

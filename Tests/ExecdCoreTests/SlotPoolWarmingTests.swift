@@ -25,9 +25,10 @@ struct SlotPoolWarmingTests {
         let cpu: Int32?
         private let state = Mutex((warmed: false, retired: false, writeClosed: false))
 
-        init(id: String, cpu: Int32? = nil) {
+        init(id: String, cpu: Int32? = nil, ready: Bool = false) {
             self.id = id
             self.cpu = cpu
+            state.withLock { $0.warmed = ready }
             var fds: [Int32] = [-1, -1]
             _ = Glibc.pipe(&fds)
             pipe = (fds[0], fds[1])
@@ -149,6 +150,37 @@ struct SlotPoolWarmingTests {
         pool.shutdown()
         #expect(slot.retired, "retired once its cleanup ended during shutdown")
         #expect(pool.snapshot.idle == 0)
+    }
+
+    /// A slot whose start was under way when the pool was drained or stopped is retired once it has started, not
+    /// left idle (while draining it would be shown idle and kept; after a stop its sandbox would end with the pool's
+    /// thread and its cgroup outlive the daemon: CI caught that, execd's cgroup subtree left behind after SIGTERM).
+    @Test(arguments: [false, true]) func aSlotThatFinishesStartingDuringADrainOrAStopIsRetired(stop: Bool) async throws {
+        let release = DispatchSemaphore(value: 0)
+        let started = Mutex<FakeSlot?>(nil)
+        let pool = SlotPool<FakeSlot>(name: "fake", settings: .init(target: 1), start: { id in
+            let slot = FakeSlot(id: id, ready: true)
+            started.withLock { $0 = slot }
+            release.wait()
+            return slot
+        }, onEvent: { _ in })
+        try await waitUntil { started.withLock { $0 != nil } }
+        let slot = try #require(started.withLock { $0 })
+        let stopped = Atomic<Bool>(false)
+        if stop {
+            Thread.detachNewThread {
+                pool.shutdown()  // returns once the pool's thread has ended, which is still in start
+                stopped.store(true, ordering: .releasing)
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        } else {
+            pool.setDraining(true)
+        }
+        release.signal()
+        try await waitUntil { slot.retired && (!stop || stopped.load(ordering: .acquiring)) }
+        #expect(slot.retired, "retired once started")
+        #expect(pool.snapshot.idle == 0)
+        if !stop { pool.shutdown() }
     }
 
     /// A run gets the most recently idle slot on the CPU with the fewest busy slots.
