@@ -229,8 +229,10 @@ final class ZygoteSlot: PoolSlot, @unchecked Sendable {
             ResourceLimit(.fileSize, maxima.fileSizeBytes),
             ResourceLimit(.openFiles, UInt64(maxima.openFiles)),
             ResourceLimit(.processes, UInt64(maxima.maxProcesses)),
-            // The hard limit leaves room for the pages pinned at the zygote's start; it then lowers both to 64 KiB.
-            ResourceLimit(.memoryLock, soft: 64 << 10, hard: (64 << 10) + maxCopiedAtFork),
+            // The hard limit leaves room for the pages pinned at the zygote's start, unless execd's own hard limit
+            // is lower (the zygote then pins nothing); the zygote then lowers both to 64 KiB.
+            ResourceLimit(.memoryLock, soft: 64 << 10,
+                          hard: max(64 << 10, min((64 << 10) + maxCopiedAtFork, ResourceLimit.hardLimit(.memoryLock)))),
             ResourceLimit(.messageQueue, 0),
             ResourceLimit(.stack, soft: 8 << 20, hard: 64 << 20),
         ]

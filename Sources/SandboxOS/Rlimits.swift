@@ -8,6 +8,14 @@ public enum RlimitResource: Int32, Sendable {
 }
 
 extension ResourceLimit {
+    /// This process's hard limit for `resource` (a sandbox, in its own user namespace, can never raise a limit
+    /// above it).
+    public static func hardLimit(_ resource: RlimitResource) -> UInt64 {
+        var limit = rlimit()
+        guard getrlimit(__rlimit_resource_t(UInt32(resource.rawValue)), &limit) == 0 else { return 0 }
+        return UInt64(limit.rlim_max)
+    }
+
     public init(_ resource: RlimitResource, soft: UInt64, hard: UInt64) {
         self.init(resource.rawValue, soft: soft, hard: hard)
     }
