@@ -171,7 +171,8 @@ final class ZygoteSlot: PoolSlot, @unchecked Sendable {
                 rootDirectory: config.rootDirectory, mounts: config.mounts,
                 files: [SandboxFile(path: "/tmp/zygote.py", contents: try zygoteSource()),
                         SandboxFile(path: "/tmp/zygote.so", contents: try zygoteLibrary()),
-                        SandboxFile(path: "/tmp/seccomp.bpf", contents: seccomp.child.bytes)],
+                        SandboxFile(path: "/tmp/seccomp.bpf", contents: seccomp.child.bytes),
+                        SandboxFile(path: "/tmp/harness.py", contents: Array(try Judge.pythonRunner()))],
                 tmpfsBytes: 1 << 20, tmpfsInodes: 64, executable: profile.executable,
                 arguments: profile.arguments + ["/tmp/zygote.py", defaultTmpfs(config)], environment: profile.environment,
                 rlimits: slotRlimits(config.maxima), seccomp: seccomp.zygote, hostID: hostIDs.zygote)

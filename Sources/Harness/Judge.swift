@@ -16,6 +16,10 @@ public struct Judge: Sendable {
     private let executor: any RunExecutor
     private let configuration: Configuration
 
+    /// The Python runner's source, byte for byte the program of every judged Python run (a zygote compiles it
+    /// ahead of its runs).
+    public static func pythonRunner() throws -> Data { try RunnerFiles.runner(.python) }
+
     public init(executor: any RunExecutor, configuration: Configuration = .init()) {
         self.executor = executor
         self.configuration = configuration
