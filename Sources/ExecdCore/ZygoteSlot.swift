@@ -41,10 +41,9 @@ final class ZygoteSlot: PoolSlot, @unchecked Sendable {
     /// The warm child's pid in execd's pid namespace.
     var warmHostPID: pid_t = 0
     var preparedLimits: CgroupLimits?
-    /// The zygote's pages each child gets copied at fork instead of on its first write (zygote.py's `COPY`; 0 until
-    /// the zygote has said, and when it could not pin them).
-    var copiedAtForkPages = 0
-    var copiedAtForkBytes: UInt64 { UInt64(copiedAtForkPages) * UInt64(sysconf(Int32(_SC_PAGESIZE))) }
+    /// How much of the zygote's memory each child gets copied at fork instead of on its first writes (zygote.py's
+    /// `COPY`; 0 until the zygote has said, and when it could not pin its pages).
+    private(set) var copiedAtForkBytes: UInt64 = 0
     private var groups = 0
 
     /// The cgroup limits of a run with `limits` on this slot. The pages each child gets copied at fork are charged to
@@ -102,22 +101,20 @@ final class ZygoteSlot: PoolSlot, @unchecked Sendable {
         }
         var message: (message: [UInt8], fds: [Int32])?
         var stale = 0
-        repeat {
+        receiving: repeat {
             // What may come first: the zygote's COPY (once, before its first warm child), the previous child's EXIT
             // if its run did not read it (a run that ended on DONE), a warm child's ERR and EXIT if it died before
             // announcing itself. Not without bound: a zygote whose children keep dying is broken.
             message = try next()
-            if let current = message, current.fds.isEmpty, current.message.starts(with: Array("COPY ".utf8)) {
-                copiedAtForkPages = Int(String(decoding: current.message.dropFirst(5), as: UTF8.self)) ?? 0
-                continue
+            guard let current = message, current.fds.isEmpty else { break }
+            switch ZygoteRun.report(current.message) {
+            case .copied(let pages): copiedAtForkBytes = UInt64(max(0, pages)) * UInt64(sysconf(Int32(_SC_PAGESIZE)))
+            case .exit, .error: stale += 1
+            default: break receiving
             }
-            guard let current = message, current.fds.isEmpty,
-                  current.message.starts(with: Array("EXIT ".utf8)) || current.message.starts(with: Array("ERR ".utf8))
-            else { break }
-            stale += 1
         } while stale <= 8
         guard let message else { throw ExecdError(.internalError, "zygote \(id) closed its control socket: \(process.drainStderr())") }
-        guard ZygoteRun.report(message.message) != nil, message.fds.count == 2 else {
+        guard case .warm = ZygoteRun.report(message.message), message.fds.count == 2 else {
             for fd in message.fds { close(fd) }
             throw ExecdError(.internalError, "zygote \(id) sent \(String(decoding: message.message, as: UTF8.self)) instead of a warm child")
         }

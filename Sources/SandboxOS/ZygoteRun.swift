@@ -159,41 +159,59 @@ public final class ZygoteRun: MonitoredProcess, @unchecked Sendable {
             killChild()
             return true
         }
-        let text = String(decoding: message.message, as: UTF8.self)
+        let report = Self.report(message.message)
         // The run ended with nothing of it left: its status comes with the zygote's next warm child (`WARM <status>`),
         // which goes to the slot's cleanup.
-        if case .warm(let status?) = Self.report(message.message), message.fds.count == 2 {
+        if case .warm(let status?) = report, message.fds.count == 2 {
             nextWarm(WarmChild(pidfd: message.fds[0], link: ControlSocket(fd: message.fds[1])))
             programStatus = status
             killGroup()
             return true
         }
         for fd in message.fds { close(fd) }
-        if text.hasPrefix("ERR "), setupError == nil {  // the child's own report, before its EXIT
-            setupError = ZygoteSetupError(detail: String(text.dropFirst(4)))
+        switch report {
+        case .error(let detail) where setupError == nil:  // the child's own report, before its EXIT
+            setupError = ZygoteSetupError(detail: detail)
             return false
-        }
-        guard text.hasPrefix("EXIT "), let status = Int32(text.dropFirst(5)) else {
+        case .exit(let status):
+            programStatus = status
+            killGroup()  // whatever the program left running dies with it
+            return true
+        default:
             zygoteBroken = true
             killChild()
             return true
         }
-        programStatus = status
-        killGroup()  // whatever the program left running dies with it
-        return true
     }
 
     public func kill() { killChild() }
 
-    /// What a `WARM` report on the zygote's control socket says: a warm child, with the previous child's wait status
-    /// when it came along (`WARM <status>`); nil for any other message.
-    public enum Report: Equatable { case warm(previousStatus: Int32?) }
+    /// A message on the zygote's control socket (zygote.py lists them).
+    public enum Report: Equatable {
+        /// `COPY <pages>`: once, before the first warm child: the zygote's pages each child gets copied at fork.
+        case copied(pages: Int)
+        /// `WARM` or `WARM <status>` (with a pidfd and a link): a warm child, with the previous child's wait status
+        /// when it came along.
+        case warm(previousStatus: Int32?)
+        /// `EXIT <status>`: the run's child ended while other processes of its run live.
+        case exit(status: Int32)
+        /// `ERR <stage> <errno>`: a child's setup failed before any user code ran.
+        case error(detail: String)
+    }
 
+    /// The report `message` is, or nil for anything else.
     public static func report(_ message: [UInt8]) -> Report? {
-        if message == Array("WARM".utf8) { return .warm(previousStatus: nil) }
-        guard message.starts(with: Array("WARM ".utf8)),
-              let status = Int32(String(decoding: message.dropFirst(5), as: UTF8.self)) else { return nil }
-        return .warm(previousStatus: status)
+        let text = String(decoding: message, as: UTF8.self)
+        let word = text.prefix { $0 != " " }
+        let argument: Substring? = word.count < text.count ? text.dropFirst(word.count + 1) : nil
+        switch (word, argument) {
+        case ("WARM", nil): return .warm(previousStatus: nil)
+        case ("WARM", let status?): return Int32(status).map { .warm(previousStatus: $0) }
+        case ("EXIT", let status?): return Int32(status).map { .exit(status: $0) }
+        case ("ERR", let detail?): return .error(detail: String(detail))
+        case ("COPY", let pages?): return Int(pages).map { .copied(pages: $0) }
+        default: return nil
+        }
     }
 
     private func killChild() {

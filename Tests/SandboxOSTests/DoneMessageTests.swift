@@ -14,3 +14,17 @@ import Testing
         }
     }
 }
+
+/// The zygote's reports on its control socket (zygote.py lists them), parsed in one place for the run and the slot.
+@Suite struct ZygoteReportTests {
+    @Test func everyReportAndNothingElse() {
+        #expect(ZygoteRun.report(Array("WARM".utf8)) == .warm(previousStatus: nil))
+        #expect(ZygoteRun.report(Array("WARM 256".utf8)) == .warm(previousStatus: 256))
+        #expect(ZygoteRun.report(Array("EXIT 9".utf8)) == .exit(status: 9))
+        #expect(ZygoteRun.report(Array("ERR setresuid 1".utf8)) == .error(detail: "setresuid 1"))
+        #expect(ZygoteRun.report(Array("COPY 250".utf8)) == .copied(pages: 250))
+        for bad in ["WARM x", "WARM ", "EXIT", "EXIT x", "ERR", "COPY", "COPY x", "DONE 0", "WARMER", ""] {
+            #expect(ZygoteRun.report(Array(bad.utf8)) == nil, "\(bad)")
+        }
+    }
+}
