@@ -13,7 +13,8 @@ final class ZygoteSlot: PoolSlot, @unchecked Sendable {
     /// denied). Its seccomp filter allows them; each child adds the filter that denies them before it waits for its
     /// request.
     static let zygoteSyscalls: Set<String> = ["mount", "umount2", "io_uring_setup", "io_uring_register"]
-    /// The most a zygote pins for its children's copies at fork (zygote.py's MAX_COPIED_PAGES, 4 KiB pages).
+    /// The most a zygote pins for its children's copies at fork: its RLIMIT_MEMLOCK hard limit leaves this much above
+    /// the children's 64 KiB, and zygote.py's `pin` pins nothing beyond that hard limit.
     static let maxCopiedAtFork: UInt64 = 4 << 20
     /// What a zygote keeps to set up its children: CAP_SETGID, CAP_SETUID, CAP_SETPCAP, CAP_SYS_ADMIN.
     static let zygoteCaps: UInt64 = (1 << 6) | (1 << 7) | (1 << 8) | (1 << 21)
@@ -228,7 +229,7 @@ final class ZygoteSlot: PoolSlot, @unchecked Sendable {
             ResourceLimit(.openFiles, UInt64(maxima.openFiles)),
             ResourceLimit(.processes, UInt64(maxima.maxProcesses)),
             // The hard limit leaves room for the pages pinned at the zygote's start, unless execd's own hard limit
-            // is lower (the zygote then pins nothing); the zygote then lowers both to 64 KiB.
+            // is lower (the zygote then pins nothing if they do not fit); the zygote then lowers both to 64 KiB.
             ResourceLimit(.memoryLock, soft: 64 << 10,
                           hard: max(64 << 10, min((64 << 10) + maxCopiedAtFork, ResourceLimit.hardLimit(.memoryLock)))),
             ResourceLimit(.messageQueue, 0),

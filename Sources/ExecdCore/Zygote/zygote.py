@@ -107,7 +107,6 @@ CONFIG = Config(3, 1000, TMPFS, ctypes.cast(FILTER, ctypes.c_void_p), len(SECCOM
 REQUEST = Request()
 
 
-
 def prepare():
     """What the run's Python needs that does not depend on the request, done by the warm child before the request
     exists: a fresh `__main__` and a random sequence of its own (never the zygote's, never a sibling's)."""
@@ -207,7 +206,6 @@ TRAINING_PROGRAMS = (
     b"import sys\ndef twice(x):\n    return 2 * x\nprint(twice(len(sys.argv)), sys.stdin.read() == '')\n",
     b"values = [i * i for i in range(50)]\nprint(f'{sum(values)} {max(values)}')\n",
 )
-MAX_COPIED_PAGES = 1024  # 4 MiB: the zygote's RLIMIT_MEMLOCK hard limit allows this much (ZygoteSlot.slotRlimits)
 RING = -1  # the io_uring whose buffers are the pinned pages (kept open for the zygote's life)
 LIBC = ctypes.CDLL(None, use_errno=True)
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -280,15 +278,19 @@ def training_run(program, ranges):
 
 
 def pin(pages):
-    """Registers `pages` (contiguous ones as one buffer) with a new io_uring, which pins them. The number pinned."""
+    """Registers `pages` (contiguous ones as one buffer) with a new io_uring, which pins them. The number pinned: all
+    or none, none if they need more than the zygote's RLIMIT_MEMLOCK hard limit (which execd sets for this,
+    ZygoteSlot.slotRlimits)."""
     global RING
+    soft, hard = resource.getrlimit(resource.RLIMIT_MEMLOCK)
+    if not pages or (hard != resource.RLIM_INFINITY and len(pages) * PAGE > hard):
+        return 0
     buffers = []
     for page in sorted(pages):
         if buffers and buffers[-1][0] + buffers[-1][1] == page:
             buffers[-1][1] += PAGE
         else:
             buffers.append([page, PAGE])
-    soft, hard = resource.getrlimit(resource.RLIMIT_MEMLOCK)
     try:
         resource.setrlimit(resource.RLIMIT_MEMLOCK, (hard, hard))  # pinned pages count against it
         ring = LIBC.syscall(425, 1, (ctypes.c_uint8 * 120)())  # io_uring_setup(1, &params)
@@ -316,9 +318,7 @@ def copy_at_fork():
         ranges = writable_ranges()
         written = [training_run(program, ranges) for program in TRAINING_PROGRAMS]
         if all(pages is not None for pages in written):
-            common = set.intersection(*written)
-            if len(common) <= MAX_COPIED_PAGES:
-                pinned = pin(common)
+            pinned = pin(set.intersection(*written))
     except (OSError, ValueError):
         pass
     finally:
