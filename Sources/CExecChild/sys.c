@@ -40,16 +40,7 @@ int execd_pidfd_wait(int pidfd, int extra_options, int *code, int *status) {
     return 0;
 }
 
-int execd_set_nonblocking(int fd) {
-    int flags = fcntl(fd, F_GETFL);
-    return flags < 0 ? -1 : fcntl(fd, F_SETFL, flags | O_NONBLOCK);
-}
-
-int execd_pipe_set_size(int fd, int size) { return fcntl(fd, F_SETPIPE_SZ, size); }
-
 int execd_eventfd(void) { return eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); }
-
-int execd_socketpair_seqpacket(int fds[2]) { return socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds); }
 
 ssize_t execd_send_with_fds(int sock, const void *buf, size_t len, const int *fds, int nfds) {
     if (nfds < 0 || nfds > 16) {

@@ -8,7 +8,9 @@ public final class ControlSocket: @unchecked Sendable {
     /// A connected pair: the daemon keeps the returned socket, the other end goes to the child.
     public static func pair() throws -> (ControlSocket, childEnd: Int32) {
         var fds: [Int32] = [-1, -1]
-        guard execd_socketpair_seqpacket(&fds) == 0 else { throw SystemError("socketpair") }
+        guard socketpair(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &fds) == 0 else {
+            throw SystemError("socketpair")
+        }
         return (ControlSocket(fd: fds[0]), fds[1])
     }
 

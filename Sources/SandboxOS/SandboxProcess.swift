@@ -1,6 +1,13 @@
 import CExecChild
 import Glibc
 
+/// Sets O_NONBLOCK on `fd`; false if fcntl failed.
+@discardableResult
+func setNonblocking(_ fd: Int32) -> Bool {
+    let flags = fcntl(fd, F_GETFL)
+    return flags >= 0 && fcntl(fd, F_SETFL, flags | O_NONBLOCK) == 0
+}
+
 /// A pipe's two ends (-1 once closed).
 struct Pipe {
     var read: Int32
@@ -18,11 +25,13 @@ struct Pipe {
     /// then never waits for it. The kernel allocates the pages only as they are written, charged to the writer.
     static func output() throws -> Pipe {
         let pipe = try Pipe()
-        _ = execd_pipe_set_size(pipe.write, Int32(outputCapacity))
+        _ = fcntl(pipe.write, F_SETPIPE_SZ, Int32(outputCapacity))
         return pipe
     }
 
     static let outputCapacity = 1 << 20
+    /// fcntl's F_SETPIPE_SZ, which Swift's Glibc does not export (<fcntl.h> defines it under _GNU_SOURCE only).
+    private static let F_SETPIPE_SZ: Int32 = 1031
 
     /// A connected pair of stream sockets instead (`read` for the sandbox, `write` for the daemon): both ways.
     static func socketPair() throws -> Pipe {
@@ -128,7 +137,7 @@ public final class SandboxProcess: @unchecked Sendable {
         pipes.report.read = -1
         pipes.input?.write = -1
         pipes.sync.write = -1
-        for fd in [stdinFD, stdoutFD, stderrFD, sideFD, reportFD] where fd >= 0 { _ = execd_set_nonblocking(fd) }
+        for fd in [stdinFD, stdoutFD, stderrFD, sideFD, reportFD] where fd >= 0 { setNonblocking(fd) }
     }
 
     deinit {
@@ -183,7 +192,7 @@ public final class SandboxProcess: @unchecked Sendable {
     /// `DONE <wait status>` the other way (worker.js: once the program is done, before node's own exit).
     public func finishInput() throws {
         guard shutdown(inputFD, Int32(SHUT_WR)) == 0 else { throw SystemError("shutdown(fd 4)") }
-        _ = execd_set_nonblocking(inputFD)
+        setNonblocking(inputFD)
         listeningForDone = true
     }
 

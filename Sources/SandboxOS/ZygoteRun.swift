@@ -105,7 +105,7 @@ public final class ZygoteRun: MonitoredProcess, @unchecked Sendable {
             close(pidfd)
             throw error
         }
-        for fd in daemonEnds { _ = execd_set_nonblocking(fd) }
+        for fd in daemonEnds { setNonblocking(fd) }
         return ZygoteRun(pidfd: pidfd, link: child.link, stdin: daemonEnds[0], stdout: daemonEnds[1], stderr: daemonEnds[2],
                          side: sideChannel ? daemonEnds[3] : -1, control: control, killGroup: killGroup,
                          signalGroup: signalGroup, nextWarm: nextWarm)

@@ -18,9 +18,6 @@ int execd_pidfd_send_signal(int pidfd, int signal);
 /// (0 with WNOHANG when the process still runs) and *status the exit code or signal.
 int execd_pidfd_wait(int pidfd, int extra_options, int *code, int *status);
 int execd_eventfd(void);
-int execd_set_nonblocking(int fd);
-/// A close-on-exec SOCK_SEQPACKET pair (message boundaries kept, fds passed with SCM_RIGHTS).
-int execd_socketpair_seqpacket(int fds[2]);
 /// One message with up to 16 fds attached. Returns bytes sent or -1.
 ssize_t execd_send_with_fds(int sock, const void *buf, size_t len, const int *fds, int nfds);
 /// One message (recvmsg(2) `flags`, e.g. MSG_CMSG_CLOEXEC, MSG_DONTWAIT); received fds land in fds[0..*nfds), those
@@ -30,7 +27,6 @@ ssize_t execd_recv_with_fds(int sock, void *buf, size_t cap, int *fds, int maxfd
 /// S_IFDIR, makes the directory (an existing one is fine).
 int execd_write_file(const char *path, uint32_t mode, const void *data, uint64_t length);
 int execd_prlimit(pid_t pid, int resource, uint64_t soft, uint64_t hard);
-int execd_pipe_set_size(int fd, int size);
 /// The CPUs the calling thread may run on (at most `max`, in `cpus`): how many, or -1.
 int execd_thread_cpus(int *cpus, int max);
 /// Restricts a process (0: the calling thread) to `count` CPUs. 0 or -1 (errno).
