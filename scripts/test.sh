@@ -10,8 +10,21 @@ unset NODE_EXTRA_CA_CERTS
 swift build --build-tests
 swift test --skip-build
 # The test process's shared daemons end with it, without their graceful shutdown: their cgroups (named after the
-# test process) are removed here. rmdir removes only empty groups, and nothing else is named execd-test-*.
-find /sys/fs/cgroup -depth -type d -path '*/execd-test-*' -exec rmdir {} + 2>/dev/null || true
+# test process) are removed here, once their sandboxes, which die with the test process, are gone (a sweep right
+# after it left groups whose processes were not reaped yet). rmdir removes only empty groups, and nothing else is
+# named execd-test-*; groups of a test process still running (another run on this machine) are not ours to judge.
+leftover_test_groups() {
+    find /sys/fs/cgroup -type d -path '*/execd-test-*' | while read -r dir; do
+        pid=${dir##*/execd-test-}; pid=${pid%%[!0-9]*}
+        [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null && echo "$dir"
+    done
+}
+for _ in $(seq 50); do
+    find /sys/fs/cgroup -depth -type d -path '*/execd-test-*' -exec rmdir {} + 2>/dev/null || true
+    [ -z "$(leftover_test_groups)" ] && break
+    sleep 0.2
+done
+[ -z "$(leftover_test_groups)" ] || { echo "test.sh: the test daemons left cgroups behind:" >&2; leftover_test_groups >&2; exit 1; }
 
 # The Python client, against a real daemon on a private socket.
 venv=.venv-test
